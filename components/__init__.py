@@ -1,0 +1,1 @@
+"""Lethe's core: plain Python + torch, importable and testable without ZenML."""

@@ -1,0 +1,1 @@
+"""Pipeline wiring and the `lethe` command-line entry points."""

@@ -1,0 +1,1 @@
+"""Thin ZenML steps over `components/` (validate, learn token, train, evaluate, register, gate)."""
