@@ -1,0 +1,52 @@
+"""Errors for people: which file, which field, which rule — for config and ticket files alike."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+
+class InputFileError(ValueError):
+    """A config or ticket file is wrong. `problems` holds one (field, rule) line each."""
+
+    def __init__(self, path: Path | str, problems: list[tuple[str, str]]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {field}: {rule}" if field else f"{self.path}: {rule}"
+                                   for field, rule in problems))
+
+
+def field_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def from_validation_error(path: Path | str, err: ValidationError) -> InputFileError:
+    problems = []
+    for e in err.errors():
+        rule = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            rule = "unknown key (not part of the schema; check the spelling)"
+        elif e["type"] == "missing":
+            rule = "required key is missing"
+        problems.append((field_path(tuple(e["loc"])), rule))
+    return InputFileError(path, problems)
+
+
+def read_mapping(path: Path) -> dict[str, Any]:
+    """Read a YAML or JSON file whose top level must be a mapping."""
+    if not path.is_file():
+        raise InputFileError(path, [("", "file not found")])
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise InputFileError(path, [("", f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {err}")]) from err
+    if not isinstance(data, dict):
+        raise InputFileError(path, [("", "top level must be a mapping of keys to values")])
+    return data

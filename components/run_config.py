@@ -1,0 +1,181 @@
+"""The run config: one pydantic schema for every configs/*.yaml (toy world, SD 1.5, SD 2.1, ...).
+
+Unknown keys are errors (a typo must not silently fall back to a default), and every error names
+the file and the key.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .file_errors import InputFileError, from_validation_error, read_mapping
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BaseModelSource(Strict):
+    """Exactly one of `path` (a local diffusers folder) or `hub_id` (+ a pinned `revision`)."""
+    path: Path | None = None
+    hub_id: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    revision: str | None = Field(default=None, pattern=r"^[0-9a-f]{40}$",
+                                 description="The hub commit hash; branches and tags can move.")
+    allow_download: bool = Field(default=False, description="Off: load only from local files / the hub cache.")
+    registry_name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$", description="Registered-model name for adapters of this base.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "BaseModelSource":
+        if (self.path is None) == (self.hub_id is None):
+            raise ValueError("give exactly one of 'path' (local folder) or 'hub_id'")
+        if self.hub_id and not self.revision:
+            raise ValueError("'hub_id' needs a pinned 'revision' (commit hash) for reproducible lineage")
+        return self
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path is not None else str(self.hub_id)
+
+
+class Runtime(Strict):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    seed: int = Field(default=0, ge=0)
+
+
+class Sampling(Strict):
+    steps: int = Field(default=25, gt=0, le=1000)
+    guidance_scale: float = Field(default=7.5, ge=0)
+    height: int | None = Field(default=None, gt=0, multiple_of=8)
+    width: int | None = Field(default=None, gt=0, multiple_of=8)
+
+
+class TextualInversionParams(Strict):
+    steps: int = Field(default=300, gt=0)
+    learning_rate: float = Field(default=5e-3, gt=0)
+    batch_size: int = Field(default=4, gt=0)
+    placeholder: str = Field(default="<concept>", pattern=r"^<[\w-]+>$")
+    init_word: str | None = None
+
+
+class LoraTIParams(Strict):
+    """Method A (seed 000): LoRA on the text encoder's last layers, ascent on name + TI prompts."""
+    rank: int = Field(default=4, gt=0)
+    alpha: float = Field(default=4.0, gt=0)
+    last_layers: int = Field(default=2, gt=0)
+    steps: int = Field(default=60, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    forget_weight: float = Field(default=1.0, ge=0)
+    retain_weight: float = Field(default=10.0, ge=0)
+    ascent_bound: float = Field(default=1.0, gt=0, description="Cap on the ascent term so it cannot diverge.")
+
+
+class TextEncoderAscentParams(Strict):
+    """Method B (seed 001): pure gradient ascent on the text encoder, the paper's Adam settings."""
+    trainable: Literal["mlp-final-attn", "final-attn", "all"] = "mlp-final-attn"
+    epochs: int = Field(default=4, gt=0)
+    batch_size: int = Field(default=2, gt=0)
+    learning_rate: float = Field(default=1e-5, gt=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = Field(default=1e-6, gt=0)
+    weight_decay: float = Field(default=1e-8, ge=0)
+
+
+class ClosedFormParams(Strict):
+    """Method C (seed 002): ScaPre/UCE closed-form edit of cross-attention to_k / to_v."""
+    erase_scale: float = Field(default=1.0, gt=0)
+    preserve_scale: float = Field(default=1.0, ge=0)
+    lamb: float = Field(default=0.5, gt=0)
+    anchor: str = " "
+    rollback_min: float = Field(default=0.8, ge=0, le=1)
+    row_mask: bool = True
+    large_scale_solve: bool = False
+
+
+class Erasure(Strict):
+    method: Literal["lora_ti", "te_ascent", "closed_form"] = "lora_ti"
+    textual_inversion: TextualInversionParams = TextualInversionParams()
+    lora_ti: LoraTIParams = LoraTIParams()
+    te_ascent: TextEncoderAscentParams = TextEncoderAscentParams()
+    closed_form: ClosedFormParams = ClosedFormParams()
+
+
+class Detector(Strict):
+    """How concept presence is judged: the toy CNN, zero-shot CLIP over alternatives, or your own."""
+    kind: Literal["toy", "clip_zero_shot", "custom"]
+    path: Path | None = None
+    alternatives: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _needs(self) -> "Detector":
+        if self.kind in ("toy", "custom") and self.path is None:
+            raise ValueError(f"detector kind {self.kind!r} needs a 'path'")
+        if self.kind == "clip_zero_shot" and not self.alternatives:
+            raise ValueError("detector kind 'clip_zero_shot' needs 'alternatives' to compare the concept against")
+        return self
+
+
+class Evaluation(Strict):
+    images_per_prompt: int = Field(default=8, gt=0)
+    forget_templates: list[str] = Field(default_factory=lambda: ["a {concept}", "a photo of a {concept}"], min_length=1)
+    retain_prompts: list[str] = Field(default_factory=list)
+    paraphrases: list[str] = Field(default_factory=list)
+    clip_model: Path | None = None
+    detector: Detector
+
+    @model_validator(mode="after")
+    def _templates(self) -> "Evaluation":
+        bad = [t for t in self.forget_templates if "{concept}" not in t]
+        if bad:
+            raise ValueError(f"forget_templates must contain '{{concept}}': {bad}")
+        return self
+
+
+class Thresholds(Strict):
+    """The gate: an adapter is promoted only if every metric is within these bounds."""
+    max_forget_detection_rate: float = Field(default=0.10, ge=0, le=1)
+    max_retain_clip_drop: float = Field(default=0.03, ge=0)
+    max_retain_accuracy_drop: float = Field(default=0.10, ge=0, le=1)
+    max_kid: float = Field(default=0.05, ge=0)
+    max_attack_success: float = Field(default=0.50, ge=0, le=1)
+
+
+class RunConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$")
+    base_model: BaseModelSource
+    runtime: Runtime = Runtime()
+    sampling: Sampling = Sampling()
+    erasure: Erasure = Erasure()
+    evaluation: Evaluation
+    thresholds: Thresholds = Thresholds()
+
+    def resolve_paths(self, folder: Path) -> "RunConfig":
+        """Relative paths in a config file are relative to that file's folder."""
+        def fix(p: Path | None) -> Path | None:
+            return p if p is None or p.is_absolute() else (folder / p).resolve()
+        base = self.base_model.model_copy(update={"path": fix(self.base_model.path)})
+        ev = self.evaluation.model_copy(update={
+            "clip_model": fix(self.evaluation.clip_model),
+            "detector": self.evaluation.detector.model_copy(update={"path": fix(self.evaluation.detector.path)})})
+        return self.model_copy(update={"base_model": base, "evaluation": ev})
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config; raises InputFileError naming the file, key and rule."""
+    path = Path(path)
+    data = read_mapping(path)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise from_validation_error(path, err) from None
+    return config.resolve_paths(path.resolve().parent)
+
+
+def write_run_config_schema(out: Path) -> Path:
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(RunConfig.model_json_schema(), indent=2) + "\n")
+    return out

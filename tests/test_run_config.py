@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.file_errors import InputFileError
+from components.run_config import RunConfig, load_run_config
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize("name", ["toy", "sd15", "sd21"])
+def test_shipped_configs_validate(name):
+    config = load_run_config(REPO / "configs" / f"{name}.yaml")
+    assert config.name == name
+    # Relative paths are resolved against the config file's folder, not the working directory.
+    if config.base_model.path is not None:
+        assert config.base_model.path.is_absolute()
+
+
+def test_toy_config_points_at_the_shipped_world():
+    config = load_run_config(REPO / "configs" / "toy.yaml")
+    assert (config.base_model.path / "model_index.json").is_file()
+    assert (config.evaluation.detector.path / "config.json").is_file()
+    assert (config.evaluation.clip_model / "config.json").is_file()
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _toy_dict() -> dict:
+    return yaml.safe_load((REPO / "configs" / "toy.yaml").read_text())
+
+
+def _problems(path: Path) -> list[tuple[str, str]]:
+    with pytest.raises(InputFileError) as info:
+        load_run_config(path)
+    assert str(path) in str(info.value)
+    return info.value.problems
+
+
+def test_unknown_key_is_named(tmp_path):
+    data = _toy_dict()
+    data["erasure"]["lora_ti"]["rnak"] = 8
+    (field, rule), = _problems(_write(tmp_path, data))
+    assert field == "erasure.lora_ti.rnak"
+    assert "unknown key" in rule
+
+
+def test_bad_value_is_named(tmp_path):
+    data = _toy_dict()
+    data["erasure"]["lora_ti"]["rank"] = 0
+    data["runtime"]["dtype"] = "float8"
+    fields = dict(_problems(_write(tmp_path, data)))
+    assert set(fields) == {"erasure.lora_ti.rank", "runtime.dtype"}
+    assert "greater than 0" in fields["erasure.lora_ti.rank"]
+
+
+def test_hub_model_needs_a_commit_hash(tmp_path):
+    data = _toy_dict()
+    data["base_model"] = {"hub_id": "org/model", "registry_name": "x"}
+    (field, rule), = _problems(_write(tmp_path, data))
+    assert field == "base_model" and "revision" in rule
+    data["base_model"]["revision"] = "main"
+    (field, rule), = _problems(_write(tmp_path, data))
+    assert field == "base_model.revision"
+    data["base_model"]["revision"] = "a" * 40
+    assert load_run_config(_write(tmp_path, data)).base_model.source == "org/model"
+
+
+def test_path_and_hub_id_are_exclusive(tmp_path):
+    data = _toy_dict()
+    data["base_model"]["hub_id"] = "org/model"
+    data["base_model"]["revision"] = "b" * 40
+    (field, rule), = _problems(_write(tmp_path, data))
+    assert "exactly one" in rule
+
+
+def test_forget_templates_need_the_placeholder(tmp_path):
+    data = _toy_dict()
+    data["evaluation"]["forget_templates"] = ["a photo of a thing"]
+    (field, rule), = _problems(_write(tmp_path, data))
+    assert field == "evaluation" and "{concept}" in rule
+
+
+def test_yaml_syntax_and_shape_errors(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: [unclosed\n")
+    (field, rule), = _problems(bad)
+    assert "not valid YAML" in rule
+    bad.write_text("- just\n- a list\n")
+    (field, rule), = _problems(bad)
+    assert "mapping" in rule
+    (field, rule), = _problems(tmp_path / "missing.yaml")
+    assert rule == "file not found"
+
+
+def test_defaults_fill_optional_blocks():
+    minimal = {"name": "m", "base_model": {"path": "/x", "registry_name": "m"},
+               "evaluation": {"detector": {"kind": "toy", "path": "/d"}}}
+    config = RunConfig.model_validate(minimal)
+    assert config.erasure.method == "lora_ti"
+    assert config.thresholds.max_forget_detection_rate == 0.10
