@@ -1,0 +1,97 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.file_errors import InputFileError
+from components.ticket import ConceptKind, load_ticket, ticket_json_schema
+from tests.conftest import EXAMPLE_TICKET, REPO
+
+
+@pytest.fixture
+def ticket_dir(tmp_path) -> Path:
+    folder = tmp_path / "ticket"
+    shutil.copytree(EXAMPLE_TICKET.parent, folder)
+    return folder
+
+
+def _good() -> dict:
+    return yaml.safe_load(EXAMPLE_TICKET.read_text())
+
+
+def _problems(path: Path) -> list[tuple[str, str]]:
+    with pytest.raises(InputFileError) as info:
+        load_ticket(path)
+    assert str(path) in str(info.value)
+    return info.value.problems
+
+
+def test_example_ticket_loads():
+    loaded = load_ticket(EXAMPLE_TICKET)
+    assert loaded.ticket.kind is ConceptKind.object
+    assert [p.name for p in loaded.image_paths] == [f"circle_{i}.png" for i in range(1, 6)]
+    assert all(p.is_absolute() and p.is_file() for p in loaded.image_paths)
+    assert len(loaded.sha256) == 64
+
+
+def test_json_ticket_is_equivalent(ticket_dir):
+    data = _good()
+    (ticket_dir / "ticket.json").write_text(json.dumps(data))
+    assert load_ticket(ticket_dir / "ticket.json").ticket == load_ticket(ticket_dir / "ticket.yaml").ticket
+
+
+@pytest.mark.parametrize("image", ["../outside.png", "sub/../../outside.png", "/etc/passwd", "~/x.png"])
+def test_paths_out_of_the_folder_are_rejected(ticket_dir, image):
+    (ticket_dir.parent / "outside.png").write_bytes((ticket_dir / "circle_1.png").read_bytes())
+    data = _good() | {"images": ["circle_1.png", image]}
+    (ticket_dir / "t.yaml").write_text(yaml.safe_dump(data))
+    (field, rule), = _problems(ticket_dir / "t.yaml")
+    assert field == "images" and image in rule
+
+
+def test_symlink_out_of_the_folder_is_rejected(ticket_dir):
+    outside = ticket_dir.parent / "secret.png"
+    outside.write_bytes(b"not yours")
+    (ticket_dir / "link.png").symlink_to(outside)
+    (ticket_dir / "t.yaml").write_text(yaml.safe_dump(_good() | {"images": ["circle_1.png", "link.png"]}))
+    (field, rule), = _problems(ticket_dir / "t.yaml")
+    assert field == "images[1]" and "outside" in rule
+
+
+def test_missing_image_is_named(ticket_dir):
+    (ticket_dir / "t.yaml").write_text(yaml.safe_dump(_good() | {"images": ["circle_1.png", "gone.png"]}))
+    (field, rule), = _problems(ticket_dir / "t.yaml")
+    assert field == "images[1]" and "gone.png" in rule and "does not exist" in rule
+
+
+@pytest.mark.parametrize("change, field, words", [
+    ({"kind": "shape"}, "kind", "'object'"),
+    ({"created_at": "2026-11-23T09:00:00"}, "created_at", "timezone"),
+    ({"created_at": "yesterday"}, "created_at", "datetime"),
+    ({"ticket_id": "has space"}, "ticket_id", "pattern"),
+    ({"colour": "red"}, "colour", "unknown key"),
+    ({"images": []}, "images", "at least 1"),
+    ({"images": ["circle_1.png", "circle_1.png"]}, "images", "twice"),
+    ({"retain_prompts": ["ok", "  "]}, "retain_prompts", "empty"),
+])
+def test_bad_fields_are_named(ticket_dir, change, field, words):
+    (ticket_dir / "t.yaml").write_text(yaml.safe_dump(_good() | change))
+    problems = dict(_problems(ticket_dir / "t.yaml"))
+    assert field in problems and words in problems[field]
+
+
+def test_missing_required_field(ticket_dir):
+    data = _good()
+    del data["legal_basis"]
+    (ticket_dir / "t.yaml").write_text(yaml.safe_dump(data))
+    assert dict(_problems(ticket_dir / "t.yaml")) == {"legal_basis": "required key is missing"}
+
+
+def test_docs_schema_is_current():
+    """docs/ticket.schema.json is what the code accepts (regenerate with `lethe schema`)."""
+    committed = json.loads((REPO / "docs" / "ticket.schema.json").read_text())
+    assert committed == ticket_json_schema()
+    assert set(committed["required"]) >= {"ticket_id", "concept", "kind", "images", "requester", "legal_basis",
+                                          "created_at", "target_model"}
