@@ -1,0 +1,221 @@
+"""`lethe`: the command line. Thin: parses arguments, calls components, prints for people.
+
+Exit codes: 0 ok, 1 the job ran and failed, 2 an input (config, ticket, model path) is wrong.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "toy.yaml"
+EXIT_INPUT_ERROR = 2
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+app = typer.Typer(help="Lethe: erase a concept from a text-to-image model on a takedown ticket, prove it, audit it.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+world_app = typer.Typer(help="The toy world: a tiny self-trained SD pipeline, CLIP and detector.", no_args_is_help=True)
+check_app = typer.Typer(help="Validate input files without running anything.", no_args_is_help=True)
+app.add_typer(world_app, name="world")
+app.add_typer(check_app, name="check")
+
+# Telemetry off: Lethe runs in audited, often air-gapped environments.
+for var in ("HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
+    os.environ.setdefault(var, "1")
+
+
+def _fail_input(err: Exception) -> None:
+    err_console.print("[bold red]error:[/] fix the following and run again", highlight=False)
+    err_console.print(str(err), highlight=False, markup=False)
+    raise typer.Exit(EXIT_INPUT_ERROR)
+
+
+def _load_config(path: Path):
+    from components.file_errors import InputFileError
+    from components.run_config import load_run_config
+
+    try:
+        return load_run_config(path)
+    except InputFileError as err:
+        _fail_input(err)
+
+
+def _load_model(config):
+    from components.model_loading import ModelLoadError, load_pipeline
+
+    try:
+        return load_pipeline(config.base_model.source, config.base_model.revision, config.runtime.device,
+                             config.runtime.dtype, config.base_model.allow_download)
+    except ModelLoadError as err:
+        _fail_input(err)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "empty"
+
+
+@check_app.command("config")
+def check_config(path: Path = typer.Argument(..., help="A run config, e.g. configs/toy.yaml.")) -> None:
+    """Validate a run config against the schema."""
+    config = _load_config(path)
+    console.print(f"[green]ok[/] {path}: config [bold]{config.name}[/], base model {config.base_model.source}, "
+                  f"method {config.erasure.method}")
+
+
+@check_app.command("ticket")
+def check_ticket(path: Path = typer.Argument(..., help="A takedown ticket (YAML or JSON).")) -> None:
+    """Validate a takedown ticket: fields, and that its images exist inside its folder."""
+    from components.file_errors import InputFileError
+    from components.ticket import load_ticket
+
+    try:
+        loaded = load_ticket(path)
+    except InputFileError as err:
+        _fail_input(err)
+    t = loaded.ticket
+    console.print(f"[green]ok[/] {path}: ticket [bold]{t.ticket_id}[/], erase {t.kind.value} '{t.concept}' "
+                  f"from {t.target_model}, {len(loaded.image_paths)} images")
+
+
+@app.command("schema")
+def export_schema(out: Path = typer.Option(REPO_ROOT / "docs", help="Folder for the JSON Schema files.")) -> None:
+    """Export the ticket and run-config JSON Schemas (docs/ticket.schema.json, docs/run-config.schema.json)."""
+    from components.run_config import write_run_config_schema
+    from components.ticket import write_ticket_schema
+
+    for written in (write_ticket_schema(out / "ticket.schema.json"), write_run_config_schema(out / "run-config.schema.json")):
+        console.print(f"wrote {written}")
+
+
+@app.command()
+def generate(prompt: str = typer.Argument(..., help='What to draw, e.g. "a red circle".'),
+             config: Path = typer.Option(DEFAULT_CONFIG, help="Run config naming the base model and sampling."),
+             n: int = typer.Option(4, min=1, help="How many images."),
+             seed: int = typer.Option(0, help="Random seed (same seed, same images)."),
+             out: Optional[Path] = typer.Option(None, help="PNG to write (default out/generate/<prompt>.png).")) -> None:
+    """Generate images from the configured base model and save them as one labelled PNG strip."""
+    import torch
+
+    from components.image_grid import Cell, labelled_grid
+
+    cfg = _load_config(config)
+    model = _load_model(cfg)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    with console.status(f"generating {n} image(s) for {prompt!r} on {model.device}"):
+        images = model.pipeline([prompt] * n, num_inference_steps=cfg.sampling.steps,
+                                guidance_scale=cfg.sampling.guidance_scale, height=cfg.sampling.height,
+                                width=cfg.sampling.width, generator=generator, output_type="pil").images
+    labels = [""] * n
+    if cfg.evaluation.detector.kind == "toy":
+        from components.toyworld.detector import ConceptDetector
+
+        detections = ConceptDetector.from_pretrained(cfg.evaluation.detector.path).detect(images)
+        labels = [f"{d.colour} {d.shape}" for d in detections]
+        console.print("detector: " + ", ".join(labels))
+    out = out or Path("out") / "generate" / f"{_slug(prompt)}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    labelled_grid([(prompt, [Cell(im, lab) for im, lab in zip(images, labels)])]).save(out)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def demo(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
+         per_caption: int = typer.Option(4, min=1, help="Images per caption."),
+         out: Path = typer.Option(Path("out") / "demo", help="Output folder.")) -> None:
+    """Draw every toy-world caption and label each image with what the detector sees."""
+    import numpy as np
+    import torch
+    from rich.progress import track
+
+    from components.image_grid import Cell, labelled_grid
+    from components.toyworld.detector import ConceptDetector
+    from components.toyworld.shapes import all_captions
+
+    cfg = _load_config(config)
+    model = _load_model(cfg)
+    detector = ConceptDetector.from_pretrained(cfg.evaluation.detector.path)
+    rows, hits = [], {}
+    for k, caption in enumerate(track(all_captions(), description="generating", console=console)):
+        generator = torch.Generator(device="cpu").manual_seed(cfg.runtime.seed + k)
+        images = model.pipeline([caption] * per_caption, num_inference_steps=cfg.sampling.steps,
+                                guidance_scale=cfg.sampling.guidance_scale, generator=generator,
+                                output_type="pil").images
+        want_colour, want_shape = caption.split()[-2:]
+        cells = []
+        for image, d in zip(images, detector.detect(images)):
+            ok = d.shape == want_shape and d.colour == want_colour
+            cells.append(Cell(image, f"{d.colour} {d.shape}", ok))
+        hits[caption] = float(np.mean([c.ok for c in cells]))
+        rows.append((caption, cells))
+    out.mkdir(parents=True, exist_ok=True)
+    grid = labelled_grid(rows, title=f"toy world: {model.source} (sha256 {model.weights_sha256[:12]}), "
+                                     "labels = detector (green: matches caption)")
+    grid.save(out / "grid.png")
+    (out / "detections.json").write_text(json.dumps(hits, indent=2) + "\n")
+    table = Table(title="detector agrees with the caption")
+    table.add_column("caption")
+    table.add_column("match", justify="right")
+    for caption, rate in hits.items():
+        table.add_row(caption, f"{rate:.0%}")
+    console.print(table)
+    console.print(f"overall {np.mean(list(hits.values())):.0%}; wrote {out / 'grid.png'}")
+
+
+@world_app.command("build")
+def world_build(out: Path = typer.Option(None, help="Where to write the world (default: assets/toyworld)."),
+                work_dir: Path = typer.Option(None, help="Stage cache; an interrupted build resumes from it."),
+                scale: float = typer.Option(1.0, min=0.0001, max=1.0,
+                                            help="Shrink every stage (for smoke tests; 1.0 = the shipped world).")) -> None:
+    """Regenerate the toy world (detector, CLIP, VAE, U-Net + text encoder) from fixed seeds."""
+    import time
+
+    from components.toyworld.build import BuildPlan, build_world
+    from components.toyworld.world import ASSETS_DIR
+
+    plan = BuildPlan() if scale == 1.0 else BuildPlan().scaled(scale)
+    out = out or ASSETS_DIR
+    t0 = time.perf_counter()
+    manifest = build_world(out, work_dir, plan, log=lambda m: console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {m}",
+                                                                            highlight=False))
+    _print_world(manifest)
+    console.print(f"built in {time.perf_counter() - t0:.0f} s; wrote {out}")
+
+
+@world_app.command("measure")
+def world_measure(world: Path = typer.Option(None, help="World folder (default: assets/toyworld)."),
+                  per_caption: int = typer.Option(32, min=1, help="Generated images per caption.")) -> None:
+    """Measure the toy world's quality bar: prompt fidelity, detector and CLIP accuracy."""
+    from components.toyworld.build import measure_world
+    from components.toyworld.world import ASSETS_DIR
+
+    _print_world(measure_world(world or ASSETS_DIR, per_caption, log=console.print))
+
+
+def _print_world(manifest: dict) -> None:
+    f = manifest["fidelity"]
+    table = Table(title="toy world quality")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("generated: shape accuracy", f"{f['shape_accuracy']:.1%}")
+    table.add_row("generated: colour accuracy", f"{f['colour_accuracy']:.1%}")
+    table.add_row(f"generated: worst caption ({f['worst_caption']})", f"{f['worst_caption_accuracy']:.1%}")
+    table.add_row("detector: held-out shape accuracy", f"{manifest['detector']['shape_accuracy']:.1%}")
+    table.add_row("detector: held-out colour accuracy", f"{manifest['detector']['colour_accuracy']:.1%}")
+    table.add_row("CLIP: zero-shot accuracy", f"{manifest['clip_zero_shot_accuracy']:.1%}")
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The `lethe` command line: exit codes, messages people read, files it writes."""
+import json
+
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from tests.conftest import EXAMPLE_TICKET, REPO
+
+runner = CliRunner()
+
+
+def test_check_good_inputs():
+    result = runner.invoke(app, ["check", "ticket", str(EXAMPLE_TICKET)])
+    assert result.exit_code == 0 and "TOY-0001" in result.output
+    result = runner.invoke(app, ["check", "config", str(REPO / "configs" / "toy.yaml")])
+    assert result.exit_code == 0 and "toy" in result.output
+
+
+def test_bad_ticket_exits_2_naming_file_field_and_rule(tmp_path):
+    data = yaml.safe_load(EXAMPLE_TICKET.read_text()) | {"kind": "mascot"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    result = runner.invoke(app, ["check", "ticket", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: kind: Input should be 'object'" in result.output
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path):
+    data = yaml.safe_load((REPO / "configs" / "toy.yaml").read_text())
+    data["sampling"]["stpes"] = 10
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    for args in (["check", "config", str(bad)], ["generate", "a red circle", "--config", str(bad)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2
+        assert f"{bad}: sampling.stpes: unknown key" in result.output
+
+
+def test_missing_model_folder_exits_2(tmp_path):
+    data = yaml.safe_load((REPO / "configs" / "toy.yaml").read_text())
+    data["base_model"]["path"] = str(tmp_path / "nowhere")
+    data["evaluation"]["detector"]["path"] = str(REPO / "assets" / "toyworld" / "detector")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    result = runner.invoke(app, ["generate", "a red circle", "--config", str(cfg)])
+    assert result.exit_code == 2 and "no such folder" in result.output
+
+
+def test_generate_writes_a_labelled_strip(tmp_path):
+    out = tmp_path / "circle.png"
+    result = runner.invoke(app, ["generate", "a red circle", "--n", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "detector:" in result.output
+    image = Image.open(out)
+    assert image.width > 3 * 96 and image.height >= 96
+
+
+def test_demo_writes_grid_and_detections(tmp_path):
+    result = runner.invoke(app, ["demo", "--per-caption", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rates = json.loads((tmp_path / "detections.json").read_text())
+    assert len(rates) == 16 and all(0.0 <= r <= 1.0 for r in rates.values())
+    Image.open(tmp_path / "grid.png").verify()
+
+
+def test_schema_export_matches_docs(tmp_path):
+    result = runner.invoke(app, ["schema", "--out", str(tmp_path)])
+    assert result.exit_code == 0
+    for name in ("ticket.schema.json", "run-config.schema.json"):
+        assert json.loads((tmp_path / name).read_text()) == json.loads((REPO / "docs" / name).read_text())
