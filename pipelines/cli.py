@@ -183,8 +183,10 @@ def world_build(out: Path = typer.Option(None, help="Where to write the world (d
     plan = BuildPlan() if scale == 1.0 else BuildPlan().scaled(scale)
     out = out or ASSETS_DIR
     t0 = time.perf_counter()
-    manifest = build_world(out, work_dir, plan, log=lambda m: console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {m}",
-                                                                            highlight=False))
+    def log(message: str) -> None:  # stage names look like markup ("[vae]"): print them as plain text
+        console.print(f"{time.strftime('%H:%M:%S')} {message}", markup=False, highlight=False)
+
+    manifest = build_world(out, work_dir, plan, log=log)
     _print_world(manifest)
     console.print(f"built in {time.perf_counter() - t0:.0f} s; wrote {out}")
 
@@ -196,7 +198,8 @@ def world_measure(world: Path = typer.Option(None, help="World folder (default: 
     from components.toyworld.build import measure_world
     from components.toyworld.world import ASSETS_DIR
 
-    _print_world(measure_world(world or ASSETS_DIR, per_caption, log=console.print))
+    _print_world(measure_world(world or ASSETS_DIR, per_caption,
+                               log=lambda m: console.print(m, markup=False, highlight=False)))
 
 
 def _print_world(manifest: dict) -> None:

@@ -26,9 +26,9 @@ class BuildPlan:
     clip_images: int = 30000
     clip_steps: int = 1500
     vae_images: int = 30000
-    vae_steps: int = 2500
+    vae_steps: int = 1200
     denoiser_images: int = 40000
-    denoiser_steps: int = 5000
+    denoiser_steps: int = 4000
     fidelity_images_per_caption: int = 32
     held_out_images: int = 2000  # rendered images for the detector / CLIP accuracy check
     preview_every: int = 1000  # denoiser steps between quick fidelity previews in the log (0: none)
