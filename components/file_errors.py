@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class InputFileError(ValueError):
@@ -50,3 +50,18 @@ def read_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputFileError(path, [("", "top level must be a mapping of keys to values")])
     return data
+
+
+def load_validated(path: Path, schema: type[BaseModel]) -> BaseModel:
+    """Read a YAML/JSON file and validate it against `schema`; errors name the file, field and rule."""
+    data = read_mapping(path)
+    try:
+        return schema.model_validate(data)
+    except ValidationError as err:
+        raise from_validation_error(path, err) from None
+
+
+def write_json_schema(schema: type[BaseModel], out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(schema.model_json_schema(), indent=2) + "\n")
+    return out

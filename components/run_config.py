@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .file_errors import InputFileError, from_validation_error, read_mapping
+from .file_errors import load_validated, write_json_schema
 
 
 class Strict(BaseModel):
@@ -165,17 +165,9 @@ class RunConfig(Strict):
 def load_run_config(path: str | Path) -> RunConfig:
     """Read and validate a run config; raises InputFileError naming the file, key and rule."""
     path = Path(path)
-    data = read_mapping(path)
-    try:
-        config = RunConfig.model_validate(data)
-    except ValidationError as err:
-        raise from_validation_error(path, err) from None
-    return config.resolve_paths(path.resolve().parent)
+    return load_validated(path, RunConfig).resolve_paths(path.resolve().parent)
+
 
 
 def write_run_config_schema(out: Path) -> Path:
-    import json
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(RunConfig.model_json_schema(), indent=2) + "\n")
-    return out
+    return write_json_schema(RunConfig, out)

@@ -6,13 +6,12 @@ not leave it (a ticket must not be able to read arbitrary files on the worker).
 from __future__ import annotations
 
 import hashlib
-import json
 from enum import Enum
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from .file_errors import InputFileError, from_validation_error, read_mapping
+from .file_errors import InputFileError, load_validated, write_json_schema
 
 
 class ConceptKind(str, Enum):
@@ -77,11 +76,7 @@ class LoadedTicket(BaseModel):
 def load_ticket(path: str | Path) -> LoadedTicket:
     """Read and validate a ticket and check that its images exist inside its folder."""
     path = Path(path)
-    data = read_mapping(path)
-    try:
-        ticket = Ticket.model_validate(data)
-    except ValidationError as err:
-        raise from_validation_error(path, err) from None
+    ticket = load_validated(path, Ticket)
     folder = path.resolve().parent
     resolved, problems = [], []
     for i, image in enumerate(ticket.images):
@@ -103,7 +98,5 @@ def ticket_json_schema() -> dict:
 
 
 def write_ticket_schema(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(ticket_json_schema(), indent=2) + "\n")
-    return out
+    return write_json_schema(Ticket, out)
 
