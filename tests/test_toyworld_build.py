@@ -37,9 +37,20 @@ def test_shape_colour_is_the_drawn_colour():
 
 @pytest.fixture(scope="module")
 def tiny_worlds(tmp_path_factory):
+    """Two scaled-down builds from the same seed: one through the function, one through `lethe world build`."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
     root = tmp_path_factory.mktemp("worlds")
     first = build_world(root / "a", root / "a-work", TINY, log=lambda _: None)
-    second = build_world(root / "b", root / "b-work", TINY, log=lambda _: None)
+    result = CliRunner().invoke(app, ["world", "build", "--scale", "0.002", "--out", str(root / "b"),
+                                      "--work-dir", str(root / "b-work")])
+    assert result.exit_code == 0, result.output
+    assert "[vae] training" in result.output  # stage names print as text, not as markup
+    second = json.loads((root / "b" / "world.json").read_text())
     return root, first, second
 
 
