@@ -132,29 +132,27 @@ def demo(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy w
          out: Path = typer.Option(Path("out") / "demo", help="Output folder.")) -> None:
     """Draw every toy-world caption and label each image with what the detector sees."""
     import numpy as np
-    import torch
-    from rich.progress import track
+    from rich.progress import Progress
 
     from components.image_grid import Cell, labelled_grid
     from components.toyworld.detector import ConceptDetector
+    from components.toyworld.fidelity import measure_fidelity
     from components.toyworld.shapes import all_captions
 
     cfg = _load_config(config)
     model = _load_model(cfg)
     detector = ConceptDetector.from_pretrained(cfg.evaluation.detector.path)
-    rows, hits = [], {}
-    for k, caption in enumerate(track(all_captions(), description="generating", console=console)):
-        generator = torch.Generator(device="cpu").manual_seed(cfg.runtime.seed + k)
-        images = model.pipeline([caption] * per_caption, num_inference_steps=cfg.sampling.steps,
-                                guidance_scale=cfg.sampling.guidance_scale, generator=generator,
-                                output_type="pil").images
-        want_colour, want_shape = caption.split()[-2:]
-        cells = []
-        for image, d in zip(images, detector.detect(images)):
-            ok = d.shape == want_shape and d.colour == want_colour
-            cells.append(Cell(image, f"{d.colour} {d.shape}", ok))
-        hits[caption] = float(np.mean([c.ok for c in cells]))
-        rows.append((caption, cells))
+    with Progress(console=console) as progress:
+        task = progress.add_task("generating", total=len(all_captions()))
+        fidelity = measure_fidelity(model.pipeline, detector, per_caption, seed=cfg.runtime.seed,
+                                    steps=cfg.sampling.steps, guidance=cfg.sampling.guidance_scale, keep_images=True,
+                                    on_caption=lambda caption: progress.update(task, advance=1, description=caption))
+    rows = []
+    for caption, samples in fidelity.samples.items():
+        want = " ".join(caption.split()[-2:])
+        rows.append((caption, [Cell(image, f"{d.colour} {d.shape}", f"{d.colour} {d.shape}" == want)
+                               for image, d in samples]))
+    hits = {caption: scores["both"] for caption, scores in fidelity.per_caption.items()}
     out.mkdir(parents=True, exist_ok=True)
     grid = labelled_grid(rows, title=f"toy world: {model.source} (sha256 {model.weights_sha256[:12]}), "
                                      "labels = detector (green: matches caption)")
