@@ -22,6 +22,10 @@ def test_toy_config_points_at_the_shipped_world():
     assert (config.base_model.path / "model_index.json").is_file()
     assert (config.evaluation.detector.path / "config.json").is_file()
     assert (config.evaluation.clip_model / "config.json").is_file()
+    # The world's quality bar is measured at its default sampling settings: the config must use them.
+    from components.toyworld.world import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
+    assert (config.sampling.steps, config.sampling.guidance_scale) == (DEFAULT_STEPS, DEFAULT_GUIDANCE)
 
 
 def _write(tmp_path: Path, data: dict) -> Path:

@@ -63,8 +63,8 @@ def build_world(out_dir: Path = ASSETS_DIR, work_dir: Path | None = None, plan: 
     from .detector import ConceptDetector
     from .fidelity import measure_fidelity
     from .tokenizer import build_tokenizer
-    from .train_clip import build_processor, clip_zero_shot_accuracy, train_clip
-    from .train_detector import detector_accuracy, train_detector
+    from .train_clip import build_processor, train_clip
+    from .train_detector import train_detector
     from .train_diffusion import diffusion_dataset, encode_means, train_denoiser, train_vae
 
     out_dir, work = Path(out_dir), Path(work_dir or Path(out_dir).parent / ".toyworld-build")
