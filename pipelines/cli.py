@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +67,8 @@ def _slug(text: str) -> str:
 def check_config(path: Path = typer.Argument(..., help="A run config, e.g. configs/toy.yaml.")) -> None:
     """Validate a run config against the schema."""
     config = _load_config(path)
-    console.print(f"[green]ok[/] {path}: config [bold]{config.name}[/], base model {config.base_model.source}, "
-                  f"method {config.erasure.method}")
+    console.print(f"[green]ok[/] {escape(str(path))}: config [bold]{config.name}[/], "
+                  f"base model {escape(config.base_model.source)}, method {config.erasure.method}")
 
 
 @check_app.command("ticket")
@@ -81,8 +82,9 @@ def check_ticket(path: Path = typer.Argument(..., help="A takedown ticket (YAML 
     except InputFileError as err:
         _fail_input(err)
     t = loaded.ticket
-    console.print(f"[green]ok[/] {path}: ticket [bold]{t.ticket_id}[/], erase {t.kind.value} '{t.concept}' "
-                  f"from {t.target_model}, {len(loaded.image_paths)} images")
+    # Ticket text comes from outside: escape it so "[...]" in a concept name is printed, not parsed.
+    console.print(f"[green]ok[/] {escape(str(path))}: ticket [bold]{t.ticket_id}[/], erase {t.kind.value} "
+                  f"'{escape(t.concept)}' from {escape(t.target_model)}, {len(loaded.image_paths)} images")
 
 
 @app.command("schema")
@@ -140,6 +142,9 @@ def demo(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy w
     from components.toyworld.shapes import all_captions
 
     cfg = _load_config(config)
+    if cfg.evaluation.detector.kind != "toy":
+        _fail_input(ValueError(f"{config}: evaluation.detector.kind: `lethe demo` draws the toy world's captions and "
+                               f"needs its detector (kind: toy), not {cfg.evaluation.detector.kind!r}"))
     model = _load_model(cfg)
     detector = ConceptDetector.from_pretrained(cfg.evaluation.detector.path)
     with Progress(console=console) as progress:

@@ -70,3 +70,9 @@ def test_schema_export_matches_docs(tmp_path):
     assert result.exit_code == 0
     for name in ("ticket.schema.json", "run-config.schema.json"):
         assert json.loads((tmp_path / name).read_text()) == json.loads((REPO / "docs" / name).read_text())
+
+
+def test_demo_with_a_non_toy_detector_exits_2():
+    result = runner.invoke(app, ["demo", "--config", str(REPO / "configs" / "sd15.yaml")])
+    assert result.exit_code == 2
+    assert "sd15.yaml: evaluation.detector.kind" in result.output and "'clip_zero_shot'" in result.output
