@@ -68,10 +68,6 @@ class LoadedTicket(BaseModel):
     image_paths: list[Path]
     sha256: str  # of the ticket file's bytes: an idempotency key for sweeps
 
-    @property
-    def folder(self) -> Path:
-        return self.path.parent
-
 
 def load_ticket(path: str | Path) -> LoadedTicket:
     """Read and validate a ticket and check that its images exist inside its folder."""
@@ -91,10 +87,6 @@ def load_ticket(path: str | Path) -> LoadedTicket:
         raise InputFileError(path, problems)
     return LoadedTicket(ticket=ticket, path=path.resolve(), image_paths=resolved,
                         sha256=hashlib.sha256(path.read_bytes()).hexdigest())
-
-
-def ticket_json_schema() -> dict:
-    return Ticket.model_json_schema()
 
 
 def write_ticket_schema(out: Path) -> Path:

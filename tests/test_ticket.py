@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from components.file_errors import InputFileError
-from components.ticket import ConceptKind, load_ticket, ticket_json_schema
+from components.ticket import ConceptKind, Ticket, load_ticket
 from tests.conftest import EXAMPLE_TICKET, REPO
 
 
@@ -26,6 +26,16 @@ def _problems(path: Path) -> list[tuple[str, str]]:
         load_ticket(path)
     assert str(path) in str(info.value)
     return info.value.problems
+
+
+def test_markup_like_ticket_text_is_printed_verbatim(ticket_dir):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    (ticket_dir / "t.yaml").write_text(yaml.safe_dump(_good() | {"concept": "[bold]logo[/bold]"}))
+    result = CliRunner().invoke(app, ["check", "ticket", str(ticket_dir / "t.yaml")])
+    assert result.exit_code == 0 and "'[bold]logo[/bold]'" in result.output
 
 
 def test_example_ticket_loads():
@@ -92,6 +102,6 @@ def test_missing_required_field(ticket_dir):
 def test_docs_schema_is_current():
     """docs/ticket.schema.json is what the code accepts (regenerate with `lethe schema`)."""
     committed = json.loads((REPO / "docs" / "ticket.schema.json").read_text())
-    assert committed == ticket_json_schema()
+    assert committed == Ticket.model_json_schema()
     assert set(committed["required"]) >= {"ticket_id", "concept", "kind", "images", "requester", "legal_basis",
                                           "created_at", "target_model"}
