@@ -70,6 +70,7 @@ class LoraTIParams(Strict):
     forget_weight: float = Field(default=1.0, ge=0)
     retain_weight: float = Field(default=10.0, ge=0)
     ascent_bound: float = Field(default=1.0, gt=0, description="Cap on the ascent term so it cannot diverge.")
+    train_final_layer_norm: bool = Field(default=True, description="Also retrain the final layer norm (shipped beside the LoRA).")
 
 
 class TextEncoderAscentParams(Strict):
@@ -92,6 +93,16 @@ class ClosedFormParams(Strict):
     rollback_min: float = Field(default=0.8, ge=0, le=1)
     row_mask: bool = True
     large_scale_solve: bool = False
+    negative_guidance: float = Field(default=0.0, ge=0, description="Extension, not in UCE/ScaPre: erase targets W_old(c_anchor - g (c_concept - c_anchor)) "
+                                     "(ESD-style negative guidance in key/value space); 0 = plain UCE targets W_old c_anchor.")
+    mask_samples: int = Field(default=5, gt=0, description="Noisy copies per label (concept / empty) for the row mask's mutual information.")
+    mask_temperature: float = Field(default=0.7, gt=0, description="Row mask m = sigmoid(z / temperature)^power of the z-scored mutual information.")
+    mask_power: float = Field(default=2.0, gt=0, description="Row mask exponent (ScaPre's p).")
+    noise_sigma: float = Field(default=0.01, ge=0, description="Std of the noise added to concept / empty vectors for the mask and the entropy factor.")
+    entropy_samples: int = Field(default=20, gt=0, description="Noisy copies per concept vector for the rows' entropy factor.")
+    entropy_bins: int = Field(default=20, gt=1, description="Histogram bins of the rows' entropy factor.")
+    spectral_temperature: float = Field(default=1.0, gt=0, description="large_scale_solve: temperature of the spectral regulariser's singular-value gate.")
+    spectral_power: float = Field(default=1.0, gt=0, description="large_scale_solve: power of the spectral regulariser's singular-value gate.")
 
 
 class Erasure(Strict):

@@ -1,0 +1,56 @@
+"""What an erasure method is asked to do: which concepts, from which images, keeping which prompts."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .templates import CONCEPT_KINDS
+
+if TYPE_CHECKING:
+    from ..ticket import LoadedTicket
+    from .textual_inversion import LearnedToken
+
+
+@dataclass(frozen=True)
+class Concept:
+    name: str
+    kind: str = "object"  # object | style | identity | logo | other: picks the prompt templates
+
+    def __post_init__(self):
+        if not self.name.strip():
+            raise ValueError("a concept needs a non-empty name")
+        if self.kind not in CONCEPT_KINDS:
+            raise ValueError(f"concept kind {self.kind!r} is not one of {CONCEPT_KINDS}")
+
+
+@dataclass
+class ErasureRequest:
+    concepts: list[Concept]
+    images: list[Path] = field(default_factory=list)  # the few-shot images (methods A and B, and TI)
+    forget_prompts: list[str] = field(default_factory=list)  # extra prompts that name the concept
+    retain_prompts: list[str] = field(default_factory=list)  # prompts whose outputs must not change
+    seed: int = 0
+    learned_token: "LearnedToken | None" = None  # from the TI step; method A learns one if absent
+
+    def __post_init__(self):
+        if not self.concepts:
+            raise ValueError("an erasure request needs at least one concept")
+
+    @property
+    def concept(self) -> Concept:
+        """The single concept of a one-concept method (A, B)."""
+        if len(self.concepts) != 1:
+            names = ", ".join(c.name for c in self.concepts)
+            raise ValueError(f"this method erases one concept per request, got {len(self.concepts)} ({names}); "
+                             "use method 'closed_form' to erase several at once")
+        return self.concepts[0]
+
+    @classmethod
+    def from_ticket(cls, loaded: "LoadedTicket", retain_prompts: list[str] = (), seed: int = 0,
+                    learned_token: "LearnedToken | None" = None) -> "ErasureRequest":
+        t = loaded.ticket
+        return cls(concepts=[Concept(t.concept, t.kind.value)], images=list(loaded.image_paths),
+                   forget_prompts=list(t.forget_prompts),
+                   retain_prompts=list(dict.fromkeys([*t.retain_prompts, *retain_prompts])),
+                   seed=seed, learned_token=learned_token)

@@ -1,0 +1,114 @@
+"""What every erasure method returns: a change to a pipeline that can save, load, apply and fuse itself.
+
+A saved result is a self-describing folder (like a diffusers model folder): `lethe_erasure.json`
+says which method made it, for which concepts, with which settings, which tensors it changes
+and the sha256 of every weight file; the weights are safetensors only. Loading verifies the hashes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+MANIFEST = "lethe_erasure.json"
+FORMAT = "lethe-erasure/1"
+
+
+class ArtefactError(RuntimeError):
+    """A saved result folder is missing, incomplete, tampered with or not ours."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class ErasureResult(ABC):
+    method: str  # run-config name of the method that made it
+    concepts: list[str]
+    hyperparameters: dict
+    wall_time_s: float
+    base: dict[str, dict]  # tensor name -> fingerprint of the base tensor it changes
+    history: list[dict] = field(default_factory=list)  # per-step losses, for the report
+
+    kind: ClassVar[str]  # how the weights are stored; picks the class on load
+    _registry: ClassVar[dict[str, type["ErasureResult"]]] = {}
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "kind" in cls.__dict__:
+            ErasureResult._registry[cls.kind] = cls
+
+    @abstractmethod
+    def changed_tensors(self) -> list[str]:
+        """Names ("component.param") of the base tensors that fusing this result overwrites."""
+
+    @abstractmethod
+    def apply(self, pipe) -> None:
+        """Attach the change to a pipeline the way a serving stack would load it."""
+
+    @abstractmethod
+    def fuse(self, pipe) -> None:
+        """Write the change into the pipeline's own weights: the artefact that is released."""
+
+    @abstractmethod
+    def _write_weights(self, folder: Path) -> list[str]:
+        """Write the safetensors files; return their names."""
+
+    @classmethod
+    @abstractmethod
+    def _read_weights(cls, folder: Path, manifest: dict) -> dict:
+        """Read the safetensors files back into constructor keyword arguments."""
+
+    def _extra_manifest(self) -> dict:
+        return {}
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = self._write_weights(folder)
+        manifest = {
+            "format": FORMAT, "kind": self.kind, "method": self.method, "concepts": self.concepts,
+            "hyperparameters": self.hyperparameters, "wall_time_s": self.wall_time_s,
+            "changed_tensors": self.changed_tensors(), "base": self.base, "history": self.history,
+            "files": {name: file_sha256(folder / name) for name in files}, **self._extra_manifest(),
+        }
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        return folder
+
+    @property
+    def summary(self) -> dict:
+        return {"method": self.method, "kind": self.kind, "concepts": self.concepts,
+                "wall_time_s": round(self.wall_time_s, 3), "changed_tensors": len(self.changed_tensors())}
+
+
+def load_result(folder: str | Path) -> ErasureResult:
+    """Load a saved result, refusing it if any weight file is missing or its sha256 differs."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ArtefactError(f"{folder}: no {MANIFEST}; not a saved Lethe erasure result")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ArtefactError(f"{path}: not valid JSON ({err})") from err
+    if manifest.get("format") != FORMAT:
+        raise ArtefactError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    cls = ErasureResult._registry.get(manifest.get("kind"))
+    if cls is None:
+        raise ArtefactError(f"{path}: unknown kind {manifest.get('kind')!r}")
+    for name, digest in manifest["files"].items():
+        file = folder / name
+        if not file.is_file():
+            raise ArtefactError(f"{file}: listed in {MANIFEST} but missing")
+        if file_sha256(file) != digest:
+            raise ArtefactError(f"{file}: sha256 differs from {MANIFEST}; the file was changed after saving")
+    common = {k: manifest[k] for k in ("method", "concepts", "hyperparameters", "wall_time_s", "base", "history")}
+    return cls(**common, **cls._read_weights(folder, manifest))
