@@ -1,0 +1,130 @@
+"""Textual inversion: learn one new token embedding that makes the model draw what the images show.
+
+Standard TI (diffusers `examples/textual_inversion`): a placeholder token is added, initialised
+from a word, and only its embedding row trains on the denoising loss of the images under
+templates such as "a photo of a <concept>". The saved file is diffusers' learned-embeddings
+format ({token: (1, dim)} in safetensors), which `pipe.load_textual_inversion` accepts.
+Training runs on copies of the tokenizer and text encoder: the pipeline is not changed.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
+from .request import Concept
+from .result import ArtefactError, file_sha256
+from .templates import fill, templates_for
+
+EMBEDDINGS_FILE = "learned_embeds.safetensors"
+TOKEN_MANIFEST = "lethe_token.json"
+
+
+@dataclass
+class LearnedToken:
+    token: str  # the placeholder, e.g. "<concept>"
+    embedding: torch.Tensor  # (1, hidden) on the cpu
+    concept: str
+    hyperparameters: dict
+    wall_time_s: float
+    history: list[dict] = field(default_factory=list)
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({self.token: self.embedding.contiguous()}, folder / EMBEDDINGS_FILE, metadata={"format": "pt"})
+        manifest = {"token": self.token, "concept": self.concept, "hyperparameters": self.hyperparameters,
+                    "wall_time_s": self.wall_time_s, "history": self.history,
+                    "files": {EMBEDDINGS_FILE: file_sha256(folder / EMBEDDINGS_FILE)}}
+        (folder / TOKEN_MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "LearnedToken":
+        folder = Path(folder)
+        try:
+            manifest = json.loads((folder / TOKEN_MANIFEST).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ArtefactError(f"{folder / TOKEN_MANIFEST}: cannot read ({err})") from err
+        if file_sha256(folder / EMBEDDINGS_FILE) != manifest["files"][EMBEDDINGS_FILE]:
+            raise ArtefactError(f"{folder / EMBEDDINGS_FILE}: sha256 differs from {TOKEN_MANIFEST}")
+        embedding = load_file(folder / EMBEDDINGS_FILE)[manifest["token"]]
+        return cls(token=manifest["token"], embedding=embedding, concept=manifest["concept"],
+                   hyperparameters=manifest["hyperparameters"], wall_time_s=manifest["wall_time_s"],
+                   history=manifest["history"])
+
+
+def text_encoder_with_token(pipe, token: str, init: torch.Tensor | str | None):
+    """Copies of the pipeline's tokenizer and text encoder (fp32) with `token` added.
+
+    `init` is the new row: a tensor, a word whose embedding it starts from, or None (mean embedding)."""
+    tokenizer = copy.deepcopy(pipe.tokenizer)
+    text_encoder = copy.deepcopy(pipe.text_encoder).float()
+    if tokenizer.add_tokens(token) != 1:
+        raise ValueError(f"token {token!r} is already in the tokenizer's vocabulary; pick another placeholder")
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # the row is set below
+    table = text_encoder.get_input_embeddings().weight
+    with torch.no_grad():
+        if isinstance(init, torch.Tensor):
+            row = init.reshape(-1)
+        elif init:
+            ids = tokenizer(init, add_special_tokens=False).input_ids
+            if not ids:
+                raise ValueError(f"init word {init!r} tokenizes to nothing")
+            row = table[ids].mean(0)
+        else:
+            row = table[:token_id].mean(0)
+        table[token_id] = row.to(table)
+    return tokenizer, text_encoder, token_id
+
+
+def learn_token(pipe, concept: Concept, images: list[Path], params, seed: int = 0, templates=None,
+                progress: bool = False) -> LearnedToken:
+    """Learn `params.placeholder` for `concept` from `images` (params: run_config.TextualInversionParams)."""
+    start = time.perf_counter()
+    if not images:
+        raise ValueError("textual inversion needs the concept's images; the request has none")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    device = pipe.unet.device
+    templates = list(templates or templates_for(concept.kind))
+    tokenizer, text_encoder, token_id = text_encoder_with_token(pipe, params.placeholder, params.init_word)
+    text_encoder.to(device)
+    frozen(text_encoder, pipe.unet, pipe.vae)
+    table = text_encoder.get_input_embeddings().weight
+    table.requires_grad_(True)
+    original = table.detach().clone()
+    keep = torch.ones(table.shape[0], dtype=torch.bool, device=device)
+    keep[token_id] = False
+
+    latents = image_latents(pipe, images)
+    prompt_ids = tokenize(tokenizer, fill(templates, params.placeholder), device)
+    scheduler = training_scheduler(pipe)
+    optimizer = torch.optim.AdamW([table], lr=params.learning_rate, weight_decay=0.0)
+    history = []
+    bar = tqdm(range(params.steps), desc=f"textual inversion {params.placeholder}", disable=not progress)
+    for step in bar:
+        idx = pick(latents.shape[0], params.batch_size, gen).to(device)
+        ids = prompt_ids[pick(prompt_ids.shape[0], params.batch_size, gen).to(device)]
+        noisy, t, target = noised(scheduler, latents[idx], gen)
+        loss = per_sample_mse(predict(pipe.unet, noisy, t, encode(text_encoder, ids)), target).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():  # only the new row may move
+            table[keep] = original[keep]
+        history.append({"step": step, "loss": loss.item()})
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    embedding = table[token_id].detach().to("cpu", torch.float32).reshape(1, -1).clone()
+    return LearnedToken(token=params.placeholder, embedding=embedding, concept=concept.name,
+                        hyperparameters={**params.model_dump(), "templates": templates, "seed": seed,
+                                         "images": [str(p) for p in images]},
+                        wall_time_s=time.perf_counter() - start, history=history)
