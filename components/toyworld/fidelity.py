@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .detector import ConceptDetector, Detection
-from .shapes import all_captions
+from .shapes import COLOURS, SHAPES, all_captions
 from .world import DEFAULT_GUIDANCE, DEFAULT_STEPS
 
 
@@ -65,3 +65,12 @@ def measure_fidelity(pipe, detector: ConceptDetector, images_per_caption: int, s
         if on_caption:
             on_caption(cap)
     return result
+
+
+def shape_rates(pipe, detector: ConceptDetector, images_per_caption: int, seed: int = 2024,
+                shapes: tuple[str, ...] = SHAPES) -> dict[str, float]:
+    """Per shape: the fraction of images drawn for "a {colour} {shape}" (every colour) that the
+    detector calls that shape. For an erased shape this is its detection rate; for the others, accuracy."""
+    captions = [f"a {c} {s}" for s in shapes for c in COLOURS]
+    fid = measure_fidelity(pipe, detector, images_per_caption=images_per_caption, seed=seed, captions=captions)
+    return {s: float(np.mean([fid.per_caption[f"a {c} {s}"]["shape"] for c in COLOURS])) for s in shapes}
