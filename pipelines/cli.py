@@ -172,6 +172,45 @@ def demo(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy w
     console.print(f"overall {np.mean(list(hits.values())):.0%}; wrote {out / 'grid.png'}")
 
 
+@app.command("erase")
+def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YAML or JSON)."),
+                  config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
+                  method: Optional[str] = typer.Option(None, help="Override erasure.method: lora_ti | te_ascent | closed_form."),
+                  out: Optional[Path] = typer.Option(None, help="Output folder (default: out/erase/<ticket_id>)."),
+                  progress: bool = typer.Option(True, help="Show training progress bars.")) -> None:
+    """Erase the ticket's concept with the configured method and save the result (no evaluation or registry yet)."""
+    from components.erasure.methods import METHODS, erase
+    from components.erasure.request import ErasureRequest
+    from components.erasure.textual_inversion import learn_token
+    from components.file_errors import InputFileError
+    from components.ticket import load_ticket
+
+    cfg = _load_config(config)
+    try:
+        loaded = load_ticket(ticket)
+    except InputFileError as err:
+        _fail_input(err)
+    if method is not None and method not in METHODS:
+        _fail_input(ValueError(f"--method {method!r}: choose one of {', '.join(sorted(METHODS))}"))
+    erasure = cfg.erasure.model_copy(update={"method": method or cfg.erasure.method})
+    out = out or REPO_ROOT / "out" / "erase" / _slug(loaded.ticket.ticket_id)
+    pipe = _load_model(cfg).pipeline
+    token = None
+    if erasure.method == "lora_ti":  # the pipeline's step 2: the token first, saved beside the adapter
+        token = learn_token(pipe, ErasureRequest.from_ticket(loaded).concept, loaded.image_paths,
+                            erasure.textual_inversion, seed=cfg.runtime.seed, progress=progress)
+        token.save(out / "token")
+    request = ErasureRequest.from_ticket(loaded, retain_prompts=cfg.evaluation.retain_prompts,
+                                         seed=cfg.runtime.seed, learned_token=token)
+    result = erase(pipe, request, erasure, progress=progress)
+    folder = result.save(out / "adapter")
+    manifest = json.loads((folder / "lethe_erasure.json").read_text())
+    console.print(f"[green]ok[/] {loaded.ticket.ticket_id}: erased '{escape(loaded.ticket.concept)}' with "
+                  f"{erasure.method} in {result.wall_time_s:.1f} s, {len(result.changed_tensors())} tensors changed")
+    for name, digest in manifest["files"].items():  # full hashes, never cut: they go into audit records
+        console.print(f"  {escape(str(folder / name))}  sha256 {digest}", soft_wrap=True, highlight=False)
+
+
 @world_app.command("build")
 def world_build(out: Path = typer.Option(None, help="Where to write the world (default: assets/toyworld)."),
                 work_dir: Path = typer.Option(None, help="Stage cache; an interrupted build resumes from it."),

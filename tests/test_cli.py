@@ -76,3 +76,20 @@ def test_demo_with_a_non_toy_detector_exits_2():
     result = runner.invoke(app, ["demo", "--config", str(REPO / "configs" / "sd15.yaml")])
     assert result.exit_code == 2
     assert "sd15.yaml: evaluation.detector.kind" in result.output and "'clip_zero_shot'" in result.output
+
+
+def test_erase_saves_a_loadable_result_for_the_ticket(tmp_path):
+    from components.erasure.result import load_result
+
+    result = runner.invoke(app, ["erase", str(EXAMPLE_TICKET), "--method", "closed_form", "--out", str(tmp_path),
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    loaded = load_result(tmp_path / "adapter")
+    assert loaded.method == "closed_form" and loaded.concepts == ["circle"]
+    assert "TOY-0001" in result.output and "delta.safetensors" in result.output
+
+
+def test_erase_with_an_unknown_method_exits_2(tmp_path):
+    result = runner.invoke(app, ["erase", str(EXAMPLE_TICKET), "--method", "esd", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--method 'esd': choose one of closed_form, lora_ti, te_ascent" in result.output
+    assert not any(tmp_path.iterdir())
