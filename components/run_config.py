@@ -66,6 +66,8 @@ class LoraTIParams(Strict):
     alpha: float = Field(default=4.0, gt=0)
     last_layers: int = Field(default=2, gt=0)
     steps: int = Field(default=60, gt=0)
+    batch_size: int | None = Field(default=None, gt=0, description="Images per step (mirror images count); "
+                                   "None: all of them. Set it at SD scale: all 10 at 768 px do not fit in 80 GB.")
     learning_rate: float = Field(default=1e-3, gt=0)
     forget_weight: float = Field(default=1.0, ge=0)
     retain_weight: float = Field(default=10.0, ge=0)

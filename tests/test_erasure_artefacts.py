@@ -66,7 +66,7 @@ def test_diffusers_load_lora_weights_reproduces_method_a(quick_lora, fresh_toy_p
 def test_lora_without_the_norm_is_a_plain_diffusers_lora(toy_world, toy_config, circle_images, circle_token,
                                                          fresh_toy_pipeline, tmp_path):
     model, _ = toy_world
-    block = toy_config.erasure.lora_ti.model_copy(update={"steps": 3, "train_final_layer_norm": False})
+    block = toy_config.erasure.lora_ti.model_copy(update={"steps": 3, "train_final_layer_norm": False, "batch_size": 2})
     config = toy_config.erasure.model_copy(update={"method": "lora_ti", "lora_ti": block})
     result = erase(model.pipeline, ErasureRequest([Concept("circle")], images=circle_images,
                                                   learned_token=circle_token), config)

@@ -61,11 +61,13 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
     latents = image_latents(pipe, request.images)
     scheduler = training_scheduler(pipe)
     optimizer = torch.optim.Adam(trainable, lr=params.learning_rate)
-    n = latents.shape[0]
+    batch = min(params.batch_size or latents.shape[0], latents.shape[0])
     history = []
     bar = tqdm(range(params.steps), desc=f"method A (LoRA+TI) {concept.name}", disable=not progress)
     for step in bar:
-        noisy, t, target = noised(scheduler, latents, gen)
+        chosen = latents if batch == latents.shape[0] else latents[pick(latents.shape[0], batch, gen).to(device)]
+        noisy, t, target = noised(scheduler, chosen, gen)
+        n = chosen.shape[0]
         name_batch = name_ids[pick(name_ids.shape[0], n, gen).to(device)]
         token_batch = token_ids[pick(token_ids.shape[0], n, gen).to(device)]
         loss_name = per_sample_mse(predict(pipe.unet, noisy, t, encode(text_encoder, name_batch)), target)
