@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from .hashing import file_sha256
+
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 # Files that define a pipeline's behaviour: configs, tokenizer files, weights.
@@ -74,11 +76,7 @@ def weights_sha256(folder: Path) -> str:
     """sha256 over (relative path, file sha256) of every config, tokenizer and weight file."""
     outer = hashlib.sha256()
     for file in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in _HASHED_SUFFIXES):
-        inner = hashlib.sha256()
-        with open(file, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                inner.update(chunk)
-        outer.update(f"{file.relative_to(folder).as_posix()}\0{inner.hexdigest()}\n".encode())
+        outer.update(f"{file.relative_to(folder).as_posix()}\0{file_sha256(file)}\n".encode())
     return outer.hexdigest()
 
 

@@ -5,13 +5,13 @@ not leave it (a ticket must not be able to read arbitrary files on the worker).
 """
 from __future__ import annotations
 
-import hashlib
 from enum import Enum
 from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from .file_errors import InputFileError, load_validated, write_json_schema
+from .hashing import file_sha256
 
 
 class ConceptKind(str, Enum):
@@ -86,7 +86,7 @@ def load_ticket(path: str | Path) -> LoadedTicket:
     if problems:
         raise InputFileError(path, problems)
     return LoadedTicket(ticket=ticket, path=path.resolve(), image_paths=resolved,
-                        sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+                        sha256=file_sha256(path))
 
 
 def write_ticket_schema(out: Path) -> Path:

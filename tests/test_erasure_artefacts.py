@@ -10,7 +10,8 @@ from components.erasure.denoising import encode, tokenize
 from components.erasure.lora_adapter import LORA_FILE, NORM_FILE
 from components.erasure.methods import erase
 from components.erasure.request import Concept, ErasureRequest
-from components.erasure.result import MANIFEST, ArtefactError, file_sha256, load_result
+from components.erasure.result import MANIFEST, ArtefactError, load_result
+from components.hashing import file_sha256
 from components.erasure.tensors import BaseMismatchError, named_tensors, set_tensor
 
 PROMPTS = ["a red circle", "a photo of a blue square", "a circle", ""]

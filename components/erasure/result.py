@@ -6,12 +6,13 @@ and the sha256 of every weight file; the weights are safetensors only. Loading v
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
+
+from ..hashing import file_sha256
 
 MANIFEST = "lethe_erasure.json"
 FORMAT = "lethe-erasure/1"
@@ -19,14 +20,6 @@ FORMAT = "lethe-erasure/1"
 
 class ArtefactError(RuntimeError):
     """A saved result folder is missing, incomplete, tampered with or not ours."""
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

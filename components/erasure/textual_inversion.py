@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
 from .request import Concept
-from .result import ArtefactError, file_sha256
+from ..hashing import file_sha256
+from .result import ArtefactError
 from .templates import fill, templates_for
 
 EMBEDDINGS_FILE = "learned_embeds.safetensors"
@@ -126,5 +127,5 @@ def learn_token(pipe, concept: Concept, images: list[Path], params, seed: int = 
     embedding = table[token_id].detach().to("cpu", torch.float32).reshape(1, -1).clone()
     return LearnedToken(token=params.placeholder, embedding=embedding, concept=concept.name,
                         hyperparameters={**params.model_dump(), "templates": templates, "seed": seed,
-                                         "images": [str(p) for p in images]},
+                                         "images": {Path(p).name: file_sha256(Path(p)) for p in images}},
                         wall_time_s=time.perf_counter() - start, history=history)
