@@ -91,5 +91,6 @@ def pick(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def frozen(*modules) -> None:
+    """No gradients for these modules (the pipeline's own models included: their weights are only read)."""
     for m in modules:
         m.requires_grad_(False)

@@ -76,11 +76,6 @@ class ErasureResult(ABC):
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         return folder
 
-    @property
-    def summary(self) -> dict:
-        return {"method": self.method, "kind": self.kind, "concepts": self.concepts,
-                "wall_time_s": round(self.wall_time_s, 3), "changed_tensors": len(self.changed_tensors())}
-
 
 def load_result(folder: str | Path) -> ErasureResult:
     """Load a saved result, refusing it if any weight file is missing or its sha256 differs."""

@@ -26,16 +26,13 @@ def named_tensors(pipe, components: tuple[str, ...] = COMPONENTS) -> dict[str, t
 
 
 def get_tensor(pipe, name: str) -> torch.Tensor:
+    """The live parameter (or buffer) called `name`; AttributeError if the pipeline has none."""
     comp, _, rest = name.partition(".")
-    return getattr(pipe, comp).get_parameter(rest) if _is_param(pipe, comp, rest) else getattr(pipe, comp).get_buffer(rest)
-
-
-def _is_param(pipe, comp: str, rest: str) -> bool:
+    module = getattr(pipe, comp)
     try:
-        getattr(pipe, comp).get_parameter(rest)
-        return True
+        return module.get_parameter(rest)
     except AttributeError:
-        return False
+        return module.get_buffer(rest)
 
 
 @torch.no_grad()

@@ -27,10 +27,12 @@ class WeightDelta(ErasureResult):
     @classmethod
     def from_changes(cls, pipe, new_values: dict[str, torch.Tensor], **info) -> "WeightDelta":
         """Keep the tensors that really changed; fingerprint their base values in `pipe`."""
-        changed = {n: v.detach().to("cpu").contiguous().clone() for n, v in new_values.items()
-                   if not torch.equal(v.detach().to(get_tensor(pipe, n).device, get_tensor(pipe, n).dtype),
-                                      get_tensor(pipe, n).detach())}
-        base = {n: fingerprint(get_tensor(pipe, n)) for n in changed}
+        changed, base = {}, {}
+        for name, value in new_values.items():
+            old = get_tensor(pipe, name).detach()
+            if not torch.equal(value.detach().to(old.device, old.dtype), old):
+                changed[name] = value.detach().to("cpu").contiguous().clone()
+                base[name] = fingerprint(old)
         return cls(base=base, tensors=changed, **info)
 
     def changed_tensors(self) -> list[str]:
