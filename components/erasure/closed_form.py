@@ -41,7 +41,6 @@ import torch
 from tqdm.auto import tqdm
 
 from .denoising import encode
-from .templates import fill, templates_for
 from .weight_delta import WeightDelta
 
 _EPS = 1e-8
@@ -208,20 +207,6 @@ def bures_prox(W_old: torch.Tensor, W_e: torch.Tensor, mu: float, lam_prox: floa
 
 # ─── prompts -> columns ─────────────────────────────────────────────────────────────────────────
 
-def concept_prompts(request) -> list[str]:
-    """Every concept's templates filled with its name, then the request's forget prompts (deduplicated)."""
-    prompts = [p for c in request.concepts for p in fill(templates_for(c.kind), c.name)]
-    return list(dict.fromkeys([*prompts, *request.forget_prompts]))
-
-
-def preserve_prompts(request) -> list[str]:
-    """The retain prompts plus the empty prompt. The empty prompt is what classifier-free guidance's
-    unconditional branch reads for every image; preserving it keeps that branch fixed (UCE's own script
-    does the same: retain_texts = [''] + preserve_concepts). It is also consistent with the anchor " ",
-    whose encoder states are those of the empty prompt."""
-    return list(dict.fromkeys([*request.retain_prompts, ""]))
-
-
 def _last_token(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index of the last token before EOS (for an empty prompt: BOS), as UCE computes it."""
     return attention_mask.sum(-1) - 2
@@ -268,8 +253,8 @@ def erase_closed_form(pipe, request, config, progress: bool = False) -> WeightDe
         device = torch.device("cpu")
     gen = torch.Generator().manual_seed(request.seed)
 
-    forget = concept_prompts(request)
-    keep = preserve_prompts(request)
+    forget = request.concept_prompts()
+    keep = request.kept_prompts()
     c_states, c_mask = encode_prompts(pipe, forget, device)
     a_states, a_mask = encode_prompts(pipe, [params.anchor], device)
     p_states, _ = encode_prompts(pipe, keep, device)

@@ -53,9 +53,9 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
     trainable = [p for p in text_encoder.parameters() if p.requires_grad]
 
     templates = templates_for(concept.kind)
-    name_ids = tokenize(tokenizer, fill(templates, concept.name) + list(request.forget_prompts), device)
+    name_ids = tokenize(tokenizer, request.concept_prompts(), device)
     token_ids = tokenize(tokenizer, fill(templates, token.token), device)
-    retain_ids = tokenize(tokenizer, list(dict.fromkeys([*request.retain_prompts, ""])), device)
+    retain_ids = tokenize(tokenizer, request.kept_prompts(), device)
     with torch.no_grad():
         retain_orig = encode(pipe.text_encoder, retain_ids).float()
     latents = image_latents(pipe, request.images)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .templates import CONCEPT_KINDS
+from .templates import CONCEPT_KINDS, fill, templates_for
 
 if TYPE_CHECKING:
     from ..ticket import LoadedTicket
@@ -45,6 +45,16 @@ class ErasureRequest:
             raise ValueError(f"this method erases one concept per request, got {len(self.concepts)} ({names}); "
                              "use method 'closed_form' to erase several at once")
         return self.concepts[0]
+
+    def concept_prompts(self) -> list[str]:
+        """Every concept's kind templates filled with its name, then the extra forget prompts (deduplicated)."""
+        filled = [p for c in self.concepts for p in fill(templates_for(c.kind), c.name)]
+        return list(dict.fromkeys([*filled, *self.forget_prompts]))
+
+    def kept_prompts(self) -> list[str]:
+        """The retain prompts plus the empty prompt: classifier-free guidance's unconditional branch reads
+        it for every image, so every method keeps it fixed (UCE's own script preserves '' too)."""
+        return list(dict.fromkeys([*self.retain_prompts, ""]))
 
     @classmethod
     def from_ticket(cls, loaded: "LoadedTicket", retain_prompts: list[str] = (), seed: int = 0,
