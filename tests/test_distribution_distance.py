@@ -30,6 +30,15 @@ def test_kid_of_two_samples_of_one_distribution_is_near_zero_and_unbiased():
     assert kernel_inception_distance(x, x).mean < 0.01 * kernel_inception_distance(x, x + 1.0).mean
 
 
+def test_kid_of_a_set_against_itself_is_exactly_zero_and_pairing_adds_no_bias():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(50, 8))
+    assert mmd2_unbiased(x, x) == pytest.approx(0.0, abs=1e-9)
+    # paired samples (same seeds before/after): y_i = x_i + small noise is still ~0, not a negative bias
+    near = [mmd2_unbiased(x, x + 0.01 * rng.normal(size=x.shape)) for _ in range(5)]
+    assert max(abs(v) for v in near) < 0.01 * mmd2_unbiased(x, x + 1.0)
+
+
 def test_kid_subsets_and_shape_errors():
     rng = np.random.default_rng(2)
     kid = kernel_inception_distance(rng.normal(size=(300, 4)), rng.normal(size=(250, 4)) + 1, subset_size=100, subsets=20)

@@ -28,9 +28,16 @@ def _cubic_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
-    """Unbiased MMD^2 with the cubic kernel (diagonal terms left out of the within-set means)."""
+    """Unbiased MMD^2 with the cubic kernel.
+
+    Equal sizes: Gretton et al.'s U-statistic over pairs i != j, which also leaves out k(x_i, y_i);
+    so a set against itself is exactly 0, and paired sets (Lethe draws before/after from the same
+    noise) carry no pairing bias. Unequal sizes: KID's form, the within-set diagonals left out."""
     kxx, kyy, kxy = _cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y)
     m, n = len(x), len(y)
+    if m == n:
+        return float((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy) - 2.0 * (kxy.sum() - np.trace(kxy)))
+                     / (m * (m - 1)))
     return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
                  - 2.0 * kxy.mean())
 
