@@ -23,6 +23,11 @@ class Concept:
         if self.kind not in CONCEPT_KINDS:
             raise ValueError(f"concept kind {self.kind!r} is not one of {CONCEPT_KINDS}")
 
+    @property
+    def text(self) -> str:
+        """The concept as one plain prompt (its kind's first template): what CLIP compares images against."""
+        return templates_for(self.kind)[0].format(self.name)
+
 
 @dataclass
 class ErasureRequest:

@@ -6,6 +6,7 @@ and the sha256 of every weight file; the weights are safetensors only. Loading v
 """
 from __future__ import annotations
 
+import copy
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -51,6 +52,17 @@ class ErasureResult(ABC):
     def fuse(self, pipe) -> None:
         """Write the change into the pipeline's own weights: the artefact that is released."""
 
+    def fused_copy(self, pipe):
+        """A new pipeline with this change fused in; `pipe` is left as it is. Only the components the
+        change touches are copied (the rest is shared), so an evaluation can hold both models at once."""
+        touched = {name.split(".", 1)[0] for name in self.changed_tensors()} | {"scheduler"}  # schedulers keep state
+        components = {name: copy.deepcopy(module) if name in touched else module
+                      for name, module in pipe.components.items()}
+        erased = type(pipe)(**components, requires_safety_checker=components.get("safety_checker") is not None)
+        erased.set_progress_bar_config(disable=True)
+        self.fuse(erased)
+        return erased
+
     @abstractmethod
     def _write_weights(self, folder: Path) -> list[str]:
         """Write the safetensors files; return their names."""
@@ -79,6 +91,8 @@ class ErasureResult(ABC):
 
 def load_result(folder: str | Path) -> ErasureResult:
     """Load a saved result, refusing it if any weight file is missing or its sha256 differs."""
+    from . import lora_adapter, weight_delta  # noqa: F401  (importing them registers their kinds)
+
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():

@@ -129,3 +129,14 @@ def learn_token(pipe, concept: Concept, images: list[Path], params, seed: int = 
                         hyperparameters={**params.model_dump(), "templates": templates, "seed": seed,
                                          "images": {Path(p).name: file_sha256(Path(p)) for p in images}},
                         wall_time_s=time.perf_counter() - start, history=history)
+
+
+def pipeline_with_token(pipe, token: LearnedToken):
+    """A pipeline that understands `token.token`: copies of the tokenizer and text encoder (in the
+    pipeline's dtype) with the learned row; every other component is shared, `pipe` is unchanged."""
+    tokenizer, text_encoder, _ = text_encoder_with_token(pipe, token.token, token.embedding)
+    text_encoder.to(pipe.text_encoder.device, pipe.text_encoder.dtype)
+    components = {**pipe.components, "tokenizer": tokenizer, "text_encoder": text_encoder}
+    with_token = type(pipe)(**components, requires_safety_checker=components.get("safety_checker") is not None)
+    with_token.set_progress_bar_config(disable=True)
+    return with_token
