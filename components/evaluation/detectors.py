@@ -1,0 +1,111 @@
+"""Is the concept in this image? Pluggable judges for the forget, retain and attack metrics.
+
+- `toy`: the toy world's CNN (shape and colour heads, with an "other" class for broken shapes);
+- `clip_zero_shot`: for real models, CLIP picks between the concept and configured alternatives;
+- `custom`: the user's own classifier, a Python file with
+  `concept_present(images, concept_name, concept_kind) -> sequence of bool` and optionally
+  `matches_prompt(images, prompt) -> sequence of bool` (images: uint8 array (N, H, W, 3)).
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..erasure.request import Concept
+from ..model_loading import ModelLoadError
+
+
+class PresenceDetector(Protocol):
+    description: str
+
+    def concept_present(self, images: np.ndarray, concept: Concept) -> np.ndarray:
+        """Per image: True where the concept is judged present."""
+
+    def matches_prompt(self, images: np.ndarray, prompt: str, concept: Concept) -> np.ndarray | None:
+        """Per image: True where it still shows what `prompt` asks for; None if this judge cannot tell."""
+
+
+class ToyDetector:
+    """Shapes and colours by the toy world's detector; a concept is a shape or a colour name."""
+
+    def __init__(self, folder: Path, device: str = "cpu"):
+        from ..toyworld.detector import ConceptDetector
+
+        self.model = ConceptDetector.from_pretrained(folder).to(device)
+        self.description = f"toy detector ({folder})"
+
+    def concept_present(self, images: np.ndarray, concept: Concept) -> np.ndarray:
+        detections = self.model.detect(images)
+        if concept.name in self.model.shapes:
+            return np.array([d.shape == concept.name for d in detections])
+        if concept.name in self.model.colours:
+            return np.array([d.colour == concept.name for d in detections])
+        raise ValueError(f"the toy detector knows the shapes {self.model.shapes} and colours {self.model.colours}, "
+                         f"not {concept.name!r}")
+
+    def matches_prompt(self, images: np.ndarray, prompt: str, concept: Concept) -> np.ndarray | None:
+        words = prompt.lower().split()
+        shapes = [w for w in words if w in self.model.shapes]
+        colours = [w for w in words if w in self.model.colours]
+        if not shapes and not colours:
+            return None
+        return np.array([all(d.shape == s for s in shapes) and all(d.colour == c for c in colours)
+                         for d in self.model.detect(images)])
+
+
+class ClipZeroShotDetector:
+    """CLIP chooses among the concept's name prompt and the alternatives; present = the concept wins."""
+
+    def __init__(self, clip, alternatives: list[str]):
+        self.clip, self.alternatives = clip, list(alternatives)
+        self.description = f"zero-shot CLIP ({clip.source}) against {len(self.alternatives)} alternatives"
+
+    def concept_present(self, images: np.ndarray, concept: Concept) -> np.ndarray:
+        return self.clip.zero_shot(images, [concept.text, *self.alternatives]) == 0
+
+    def matches_prompt(self, images: np.ndarray, prompt: str, concept: Concept) -> np.ndarray | None:
+        candidates = list(dict.fromkeys([prompt, concept.text, *self.alternatives]))
+        return self.clip.zero_shot(images, candidates) == 0
+
+
+class CustomDetector:
+    def __init__(self, path: Path):
+        spec = importlib.util.spec_from_file_location(f"lethe_custom_detector_{abs(hash(str(path)))}", path)
+        if spec is None or not path.is_file():
+            raise ModelLoadError(f"{path}: custom detector file not found")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as err:  # the user's code: report any import error against their file
+            raise ModelLoadError(f"{path}: the custom detector failed to import: {err!r}") from err
+        if not callable(getattr(module, "concept_present", None)):
+            raise ModelLoadError(f"{path}: a custom detector must define concept_present(images, concept_name, concept_kind)")
+        self.module, self.description = module, f"custom detector ({path})"
+
+    def concept_present(self, images: np.ndarray, concept: Concept) -> np.ndarray:
+        return _bools(self.module.concept_present(images, concept.name, concept.kind), len(images), "concept_present")
+
+    def matches_prompt(self, images: np.ndarray, prompt: str, concept: Concept) -> np.ndarray | None:
+        fn = getattr(self.module, "matches_prompt", None)
+        return None if fn is None else _bools(fn(images, prompt), len(images), "matches_prompt")
+
+
+def _bools(values, n: int, name: str) -> np.ndarray:
+    out = np.asarray(values, dtype=bool).reshape(-1)
+    if len(out) != n:
+        raise ValueError(f"custom detector {name} returned {len(out)} values for {n} images")
+    return out
+
+
+def load_detector(config, clip=None, device: str = "cpu") -> PresenceDetector:
+    """config: run_config.Detector. `clip` (a ClipFeatures) is needed by the zero-shot kind."""
+    if config.kind == "toy":
+        return ToyDetector(config.path, device)
+    if config.kind == "clip_zero_shot":
+        if clip is None:
+            raise ModelLoadError("detector kind 'clip_zero_shot' needs evaluation.clip_model")
+        return ClipZeroShotDetector(clip, config.alternatives)
+    return CustomDetector(Path(config.path))

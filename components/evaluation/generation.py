@@ -1,0 +1,45 @@
+"""Seeded, batched image generation for evaluation: the same seeds for the original and the erased model.
+
+Every image has its own seed, derived from the run seed, the prompt text and the image's index, and
+its starting noise is drawn on the CPU. So image i of a prompt starts from the same noise whatever
+the batch size, the order of prompts or the device: before/after pairs differ only by the erasure.
+"""
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+def image_seed(seed: int, prompt: str, index: int) -> int:
+    return (seed * 1_000_003 + zlib.crc32(prompt.encode("utf-8")) * 1009 + index) % (2**63 - 1)
+
+
+def sampling_kwargs(sampling) -> dict:
+    """run_config.Sampling -> keyword arguments of a diffusers pipeline call."""
+    kwargs = {"num_inference_steps": sampling.steps, "guidance_scale": sampling.guidance_scale}
+    if sampling.height:
+        kwargs["height"] = sampling.height
+    if sampling.width:
+        kwargs["width"] = sampling.width
+    return kwargs
+
+
+@torch.no_grad()
+def generate(pipe, prompts: list[str], images_per_prompt: int, sampling, seed: int = 0, batch_size: int = 16,
+             progress: bool = False, desc: str = "generating") -> dict[str, np.ndarray]:
+    """prompt -> uint8 images (images_per_prompt, H, W, 3), on the pipeline's own device and dtype."""
+    jobs = [(p, i) for p in dict.fromkeys(prompts) for i in range(images_per_prompt)]
+    out: dict[str, list[np.ndarray]] = {p: [] for p in dict.fromkeys(prompts)}
+    kwargs = sampling_kwargs(sampling)
+    with tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress) as bar:
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start:start + batch_size]
+            generators = [torch.Generator("cpu").manual_seed(image_seed(seed, p, i)) for p, i in batch]
+            images = pipe([p for p, _ in batch], generator=generators, output_type="np", **kwargs).images
+            for (prompt, _), image in zip(batch, images):
+                out[prompt].append((np.clip(image, 0, 1) * 255).round().astype(np.uint8))
+            bar.update(len(batch))
+    return {p: np.stack(images) for p, images in out.items()}
