@@ -1,0 +1,185 @@
+"""Evaluation on the toy world: metrics on cases with known answers, and the recovery attack.
+
+Small but real: 4 images per prompt, the toy config's sampler, the shipped CLIP and detector.
+"""
+import numpy as np
+import pytest
+
+from components.erasure.request import Concept, ErasureRequest
+from components.evaluation.decision import decide
+from components.evaluation.evaluate import evaluate, evaluate_result, forget_targets
+from components.run_config import RecoveryAttack
+
+RETAIN = ["a blue square", "a green triangle", "a yellow cross"]
+
+
+@pytest.fixture(scope="module")
+def small_config(toy_config):
+    ev = toy_config.evaluation.model_copy(update={
+        "images_per_prompt": 4, "forget_templates": ["a {concept}", "a red {concept}"], "retain_prompts": RETAIN,
+        "paraphrases": ["a round shape"], "attack": RecoveryAttack(steps=150, on_original=True)})
+    return toy_config.model_copy(update={"evaluation": ev})
+
+
+@pytest.fixture(scope="module")
+def judges(toy_config):
+    from components.evaluation.clip_features import load_clip
+    from components.evaluation.detectors import load_detector
+
+    clip = load_clip(toy_config.evaluation.clip_model)
+    return clip, load_detector(toy_config.evaluation.detector, clip)
+
+
+@pytest.fixture(scope="module")
+def evaluated(toy_world, small_config, erasure_results, circle_images):
+    """Method C's circle erasure, evaluated with the attack run on both the erased and the original model."""
+    model, _ = toy_world
+    request = ErasureRequest([Concept("circle")], images=circle_images, seed=0)
+    return evaluate_result(model, erasure_results("closed_form"), request, small_config)
+
+
+def test_forget_prompts_are_the_templates_for_each_concept_then_the_request_s_own():
+    request = ErasureRequest([Concept("circle"), Concept("square")], forget_prompts=["a red circle", "a photo of a ball"])
+    targets = forget_targets(request, ["a {concept}", "a red {concept}"])
+    assert list(targets) == ["a circle", "a red circle", "a square", "a red square", "a photo of a ball"]
+    assert [c.name for c in targets["a square"]] == ["square"]
+    assert [c.name for c in targets["a red circle"]] == ["circle"]  # a template already named it
+    assert [c.name for c in targets["a photo of a ball"]] == ["circle", "square"]
+
+
+def test_an_erased_model_forgets_and_keeps_the_rest(evaluated):
+    m = evaluated.metrics
+    assert m["forget_detection_rate_before"] >= 0.9
+    assert m["forget_detection_rate"] <= 0.1
+    assert m["forget_clip_score"] < m["forget_clip_score_before"] - 20  # CLIP agrees: the images stopped being circles
+    assert m["retain_accuracy_before"] >= 0.9 and m["retain_accuracy_drop"] <= 0.1
+    assert abs(m["retain_clip_drop"]) < 0.03
+    assert m["kid"] < 0.05
+    assert m["fid"] is None  # 12 images per side: far below FID_MIN_SAMPLES
+    by_prompt = {r.prompt: r for r in evaluated.prompts}
+    assert [r.group for r in evaluated.prompts].count("retain") == len(RETAIN)
+    assert by_prompt["a red circle"].after["rate"] <= 0.25
+    assert by_prompt["a red circle"].images_before.shape == (4, 32, 32, 3)
+    assert by_prompt["a red circle"].flags_after.dtype == bool
+
+
+def test_the_recovery_attack_finds_the_concept_in_the_original_model(evaluated):
+    m = evaluated.metrics
+    # The control: TI with the ticket's images, against the ORIGINAL model, brings circles back.
+    assert m["attack_token_rate_before"] >= 0.75
+    # Against the erased model the same attack is measured and reported, whatever it finds.
+    assert 0.0 <= m["attack_token_rate"] <= 1.0
+    assert m["attack_success"] == max(m["attack_token_rate"], m["attack_paraphrase_rate"])
+    tokens = [r for r in evaluated.prompts if r.group == "token"]
+    assert [r.prompt for r in tokens] == ["a <recovered>", "a red <recovered>"]
+    assert all(r.images_before is not None and len(r.images_after) == 4 for r in tokens)
+    assert evaluated.attack_token.token == "<recovered>" and evaluated.attack_token.hyperparameters["steps"] == 150
+
+
+def test_identical_models_change_nothing_and_an_unmeasured_attack_fails_the_gate(toy_world, small_config, judges):
+    model, _ = toy_world
+    clip, detector = judges
+    request = ErasureRequest([Concept("circle")], seed=0)  # no images: the TI attack cannot run
+    result = evaluate(model.pipeline, model.pipeline, request, small_config, clip, detector)
+    m = result.metrics
+    assert m["forget_detection_rate"] == m["forget_detection_rate_before"] >= 0.9
+    assert m["retain_clip_drop"] == 0.0 and m["retain_accuracy_drop"] == 0.0
+    assert abs(m["kid"]) < 1e-9  # the same images on both sides
+    assert m["attack_token_rate"] is None and m["attack_success"] is None
+    assert any("recovery attack by TI not run" in n for n in result.info["notes"])
+    decision = decide(m, small_config.thresholds)
+    assert not decision.passed  # nothing was erased, and the attack was not measured
+    assert [c.metric for c in decision.checks if not c.passed] == ["forget_detection_rate", "attack_success"]
+    assert "attack_success: not measured (a missing metric fails the gate)" in decision.reasons
+
+
+# --- the report --------------------------------------------------------------------------------------
+
+def _report(evaluated, config, folder):
+    from components.evaluation.decision import limits_of
+    from components.evaluation.report import write_report
+
+    decision = decide(evaluated.metrics, config.thresholds)
+    ids = {"ticket": "TOY-0001", "base weights sha256": "c942fcbb", "method": "closed_form"}
+    return decision, write_report(evaluated, decision, ids, folder, title="Lethe erasure report: TOY-0001",
+                                  thresholds=limits_of(config.thresholds), images_per_prompt=3)
+
+
+def test_report_is_one_self_contained_html_whose_images_all_decode(evaluated, small_config, tmp_path):
+    import base64
+    import io
+    import json
+    from html.parser import HTMLParser
+
+    from PIL import Image
+
+    decision, files = _report(evaluated, small_config, tmp_path)
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.sources, self.links = [], []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "img":
+                self.sources.append(attrs["src"])
+            self.links += [v for k, v in attrs.items() if k in ("href", "src") and not v.startswith("data:")]
+
+    page = files.html.read_text()
+    parser = Collect()
+    parser.feed(page)
+    assert parser.links == []  # nothing outside the file: it opens the same in an air-gapped audit
+    # 3 shown per side: forget 2, retain 3, paraphrase 1, token 2 prompts, every one drawn by both models
+    assert len(parser.sources) == 3 * 2 * (2 + 3 + 1 + 2)
+    for src in parser.sources:
+        assert src.startswith("data:image/png;base64,")
+        image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        image.load()
+        assert image.size == (32, 32)
+    for text in ("TOY-0001", "c942fcbb", "forget_detection_rate", "attack_success", "a red circle", "a &lt;recovered&gt;"):
+        assert text in page
+    assert ("PASSED" in page) == decision.passed and ("REJECTED" in page) != decision.passed
+
+    saved = json.loads(files.metrics.read_text())
+    assert saved["decision"] == json.loads(json.dumps(decision.as_dict()))
+    assert saved["metrics"]["forget_detection_rate"] == pytest.approx(evaluated.metrics["forget_detection_rate"])
+    assert saved["thresholds"]["kid"] == small_config.thresholds.max_kid
+    grid = Image.open(files.grid)
+    assert grid.width > 3 * 96 and grid.height > 16 * 96  # two rows (original, erased) per prompt
+
+
+def test_report_escapes_ticket_text_and_writes_unmeasured_values_as_null(evaluated, small_config, tmp_path):
+    import copy
+    import json
+
+    hostile = copy.copy(evaluated)
+    hostile.prompts = [copy.copy(evaluated.prompts[0])]
+    hostile.prompts[0].prompt = "<script>alert(1)</script>"
+    hostile.metrics = {**evaluated.metrics, "kid": float("nan"), "fid": None}
+    _, files = _report(hostile, small_config, tmp_path)
+    page = files.html.read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "not measured" in page
+    assert json.loads(files.metrics.read_text())["metrics"]["kid"] is None  # NaN is not JSON; the reasons keep it
+    assert "kid: nan is not a finite number" in json.loads(files.metrics.read_text())["decision"]["reasons"]
+
+
+def test_report_renders_in_headless_chromium(evaluated, small_config, tmp_path):
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (.ci/run installs Debian's package)")
+    decision, files = _report(evaluated, small_config, tmp_path)
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1200,1600", f"--screenshot={shot}", files.html.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    banner = (0xE3, 0xF4, 0xE6) if decision.passed else (0xFB, 0xE5, 0xE5)
+    assert (pixels == banner).all(1).mean() > 0.005  # the verdict banner is drawn
+    assert len(np.unique(pixels, axis=0)) > 500  # and the page shows images, not just text
