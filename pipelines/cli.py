@@ -211,6 +211,59 @@ def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YA
         console.print(f"  {escape(str(folder / name))}  sha256 {digest}", soft_wrap=True, highlight=False)
 
 
+@app.command("evaluate")
+def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticket the adapter was made for."),
+                     adapter: Path = typer.Option(None, help="A saved erasure result (default: out/erase/<ticket_id>/adapter, "
+                                                  "as `lethe erase` writes it)."),
+                     config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
+                     out: Optional[Path] = typer.Option(None, help="Report folder (default: out/evaluate/<ticket_id>)."),
+                     progress: bool = typer.Option(True, help="Show progress bars.")) -> None:
+    """Evaluate a saved erasure: forget, retain, recovery attack; write report.html, grid.png, metrics.json.
+
+    Prints each metric against the config's thresholds and the verdict the gate would reach."""
+    from components.erasure.request import ErasureRequest
+    from components.erasure.result import ArtefactError, load_result
+    from components.erasure.textual_inversion import LearnedToken
+    from components.evaluation.decision import decide, limits_of
+    from components.evaluation.evaluate import evaluate_result
+    from components.evaluation.report import identifiers_for, write_report
+    from components.file_errors import InputFileError
+    from components.model_loading import ModelLoadError
+    from components.ticket import load_ticket
+
+    cfg = _load_config(config)
+    try:
+        loaded = load_ticket(ticket)
+    except InputFileError as err:
+        _fail_input(err)
+    slug = _slug(loaded.ticket.ticket_id)
+    adapter = adapter or REPO_ROOT / "out" / "erase" / slug / "adapter"
+    try:
+        result = load_result(adapter)
+        token_dir = adapter.parent / "token"  # method A's token, learned on the original: the attack's control
+        token = LearnedToken.load(token_dir) if token_dir.is_dir() else None
+    except ArtefactError as err:
+        _fail_input(err)
+    model = _load_model(cfg)
+    request = ErasureRequest.from_ticket(loaded, retain_prompts=cfg.evaluation.retain_prompts,
+                                         seed=cfg.runtime.seed, learned_token=token)
+    try:
+        evaluation = evaluate_result(model, result, request, cfg, progress=progress)
+    except ModelLoadError as err:
+        _fail_input(err)
+    decision = decide(evaluation.metrics, cfg.thresholds)
+    files = write_report(evaluation, decision, identifiers_for(loaded.ticket, model, result, {"adapter": str(adapter)}),
+                         out or REPO_ROOT / "out" / "evaluate" / slug,
+                         title=f"Lethe erasure report: {loaded.ticket.ticket_id}, '{loaded.ticket.concept}'",
+                         thresholds=limits_of(cfg.thresholds), images_per_prompt=cfg.evaluation.report_images_per_prompt)
+    for check in decision.checks:  # plain lines: a narrow terminal must not cut a number
+        colour = "green" if check.passed else "red"
+        console.print(f"[{colour}]{'pass' if check.passed else 'FAIL'}[/] {escape(check.reason)}", highlight=False)
+    verdict = "[green]PASSED[/]" if decision.passed else "[red]REJECTED[/]"
+    console.print(f"{verdict} {loaded.ticket.ticket_id}: report {escape(str(files.html))}", soft_wrap=True, highlight=False)
+    console.print(f"  grid {escape(str(files.grid))}, metrics {escape(str(files.metrics))}", soft_wrap=True, highlight=False)
+
+
 @world_app.command("build")
 def world_build(out: Path = typer.Option(None, help="Where to write the world (default: assets/toyworld)."),
                 work_dir: Path = typer.Option(None, help="Stage cache; an interrupted build resumes from it."),

@@ -93,3 +93,41 @@ def test_erase_with_an_unknown_method_exits_2(tmp_path):
     result = runner.invoke(app, ["erase", str(EXAMPLE_TICKET), "--method", "esd", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--method 'esd': choose one of closed_form, lora_ti, te_ascent" in result.output
     assert not any(tmp_path.iterdir())
+
+
+def test_evaluate_writes_the_report_and_refuses_a_tampered_adapter(tmp_path):
+    import json
+
+    import yaml
+
+    config = yaml.safe_load((REPO / "configs" / "toy.yaml").read_text())
+    for path in (("base_model", "path"), ("evaluation", "clip_model"), ("evaluation", "detector", "path")):
+        block = config
+        for key in path[:-1]:
+            block = block[key]
+        block[path[-1]] = str((REPO / "configs" / block[path[-1]]).resolve())
+    config["evaluation"].update(images_per_prompt=2, forget_templates=["a {concept}"], retain_prompts=[], paraphrases=[],
+                                attack={"steps": 20, "on_original": False})
+    small = tmp_path / "small.yaml"
+    small.write_text(yaml.safe_dump(config))
+    erased = runner.invoke(app, ["erase", str(EXAMPLE_TICKET), "--method", "closed_form", "--out", str(tmp_path / "erase"),
+                                 "--config", str(small), "--no-progress"])
+    assert erased.exit_code == 0, erased.output
+
+    args = ["evaluate", str(EXAMPLE_TICKET), "--adapter", str(tmp_path / "erase" / "adapter"), "--config", str(small),
+            "--out", str(tmp_path / "report"), "--no-progress"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["identifiers"]["ticket"] == "TOY-0001" and metrics["identifiers"]["method"] == "closed_form"
+    # the ticket's own prompts are evaluated too: its forget prompt and its two retain prompts
+    assert {p["prompt"] for p in metrics["prompts"]} >= {"a circle", "a photo of a red circle", "a red square", "a blue triangle"}
+    verdict = "PASSED" if metrics["decision"]["passed"] else "REJECTED"
+    assert verdict in result.output and "report.html" in result.output
+    assert "forget_detection_rate" in result.output and (tmp_path / "report" / "grid.png").is_file()
+
+    delta = tmp_path / "erase" / "adapter" / "delta.safetensors"
+    delta.write_bytes(delta.read_bytes()[:-1] + b"\0")
+    tampered = runner.invoke(app, args[:-3] + ["--out", str(tmp_path / "again"), "--no-progress"])
+    assert tampered.exit_code == 2 and "sha256 differs" in tampered.output
+    assert not (tmp_path / "again").exists()
