@@ -157,6 +157,24 @@ class Evaluation(Strict):
         return self
 
 
+class ImageValidation(Strict):
+    """Rules for a ticket's image set, checked with Great Expectations before anything trains."""
+    min_images: int = Field(default=4, ge=1, description="Few-shot methods need several views of the concept.")
+    max_images: int = Field(default=50, ge=1)
+    formats: list[Literal["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"]] = Field(default_factory=lambda: ["PNG", "JPEG", "WEBP"], min_length=1)
+    min_side: int = Field(default=256, ge=1, description="Smallest allowed width or height, in pixels.")
+    max_pixels: int = Field(default=4096 * 4096, ge=1, description="Decompression-bomb guard: larger headers are not decoded.")
+    max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    near_duplicate_bits: int = Field(default=4, ge=0, le=64, description="Two images whose 64-bit perceptual hashes differ "
+                                     "in at most this many bits are near duplicates.")
+
+    @model_validator(mode="after")
+    def _range(self) -> "ImageValidation":
+        if self.min_images > self.max_images:
+            raise ValueError(f"min_images {self.min_images} is above max_images {self.max_images}")
+        return self
+
+
 class Thresholds(Strict):
     """The gate: an adapter is promoted only if every metric is within these bounds."""
     max_forget_detection_rate: float = Field(default=0.10, ge=0, le=1, description="Erased model: fraction of forget-prompt images with the concept.")
@@ -171,6 +189,7 @@ class RunConfig(Strict):
     base_model: BaseModelSource
     runtime: Runtime = Runtime()
     sampling: Sampling = Sampling()
+    validation: ImageValidation = ImageValidation()
     erasure: Erasure = Erasure()
     evaluation: Evaluation
     thresholds: Thresholds = Thresholds()

@@ -72,19 +72,26 @@ def check_config(path: Path = typer.Argument(..., help="A run config, e.g. confi
 
 
 @check_app.command("ticket")
-def check_ticket(path: Path = typer.Argument(..., help="A takedown ticket (YAML or JSON).")) -> None:
-    """Validate a takedown ticket: fields, and that its images exist inside its folder."""
+def check_ticket(path: Path = typer.Argument(..., help="A takedown ticket (YAML or JSON)."),
+                 config: Path = typer.Option(DEFAULT_CONFIG, help="Run config whose `validation` rules the images must meet.")) -> None:
+    """Validate a takedown ticket and its images: the fields, then the image set (Great Expectations)."""
     from components.file_errors import InputFileError
+    from components.image_validation import ImageValidationError, validate_images
     from components.ticket import load_ticket
 
+    cfg = _load_config(config)
     try:
         loaded = load_ticket(path)
     except InputFileError as err:
         _fail_input(err)
+    report = validate_images(loaded.image_paths, list(loaded.ticket.images), cfg.validation, path)
+    if not report.success:
+        _fail_input(ImageValidationError(report))
     t = loaded.ticket
     # Ticket text comes from outside: escape it so "[...]" in a concept name is printed, not parsed.
     console.print(f"[green]ok[/] {escape(str(path))}: ticket [bold]{t.ticket_id}[/], erase {t.kind.value} "
-                  f"'{escape(t.concept)}' from {escape(t.target_model)}, {len(loaded.image_paths)} images")
+                  f"'{escape(t.concept)}' from {escape(t.target_model)}, {len(loaded.image_paths)} images "
+                  f"pass {len(report.gx_result['results'])} image rules")
 
 
 @app.command("schema")

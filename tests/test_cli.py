@@ -131,3 +131,14 @@ def test_evaluate_writes_the_report_and_refuses_a_tampered_adapter(tmp_path):
     tampered = runner.invoke(app, args[:-3] + ["--out", str(tmp_path / "again"), "--no-progress"])
     assert tampered.exit_code == 2 and "sha256 differs" in tampered.output
     assert not (tmp_path / "again").exists()
+
+
+def test_check_ticket_runs_the_image_rules_and_names_each_bad_file(tmp_path):
+    import shutil
+
+    for file in EXAMPLE_TICKET.parent.iterdir():
+        shutil.copy(file, tmp_path / file.name)
+    (tmp_path / "circle_3.png").write_bytes(b"")
+    result = runner.invoke(app, ["check", "ticket", str(tmp_path / "ticket.yaml")])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'ticket.yaml'}: image circle_3.png: does not decode as an image" in result.output
