@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .hashing import file_sha256
+from .ticket import content_sha256
 
 LIBRARIES = ("lethe", "torch", "diffusers", "transformers", "peft", "safetensors", "numpy", "great_expectations",
              "mlflow", "zenml")
@@ -48,7 +49,8 @@ def lineage_tags(loaded_ticket, model, result, metrics: dict, config_name: str, 
     """loaded_ticket: ticket.LoadedTicket; model: model_loading.LoadedModel; result: an ErasureResult."""
     t = loaded_ticket.ticket
     tags = {
-        "ticket_id": t.ticket_id, "ticket_sha256": loaded_ticket.sha256, "concept": t.concept, "kind": t.kind.value,
+        "ticket_id": t.ticket_id, "ticket_sha256": loaded_ticket.sha256,
+        "content_sha256": content_sha256(loaded_ticket), "concept": t.concept, "kind": t.kind.value,
         "requester": t.requester, "legal_basis": t.legal_basis, "ticket_created_at": t.created_at.isoformat(),
         "target_model": t.target_model,
         "images": _json({name: file_sha256(path) for name, path in zip(t.images, loaded_ticket.image_paths)}),

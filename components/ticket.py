@@ -89,6 +89,17 @@ def load_ticket(path: str | Path) -> LoadedTicket:
                         sha256=file_sha256(path))
 
 
+def content_sha256(loaded: LoadedTicket) -> str:
+    """The ticket file and every image's bytes, by name: the same request, whatever folder it sits in.
+    Sweeps skip a ticket whose content hash is already registered."""
+    import hashlib
+
+    digest = hashlib.sha256(loaded.sha256.encode())
+    for name, path in zip(loaded.ticket.images, loaded.image_paths):
+        digest.update(f"\0{name}\0{file_sha256(path)}".encode())
+    return digest.hexdigest()
+
+
 def write_ticket_schema(out: Path) -> Path:
     return write_json_schema(Ticket, out)
 

@@ -82,6 +82,7 @@ def test_lineage_tags_name_ticket_images_base_method_code_and_metrics(toy_world,
     tags = lineage_tags(load_ticket(EXAMPLE_TICKET), model, erasure_results("closed_form"),
                         {"kid": 0.002, "fid": None}, config_name="toy", run_id="run-1")
     assert tags["ticket_id"] == "TOY-0001" and tags["legal_basis"].startswith("Demonstration")
+    assert len(tags["content_sha256"]) == 64 and tags["content_sha256"] != tags["ticket_sha256"]
     assert sorted(json.loads(tags["images"])) == [f"circle_{i}.png" for i in range(1, 6)]
     assert tags["base_weights_sha256"] == model.weights_sha256 and tags["method"] == "closed_form"
     assert json.loads(tags["library_versions"])["torch"].startswith("2.13.0")
