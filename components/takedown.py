@@ -1,0 +1,174 @@
+"""One takedown, stage by stage, as plain functions over files: what the pipeline's steps call.
+
+Each stage reads its inputs from disk and writes its outputs into the run's work folder, so a step
+that ZenML takes from its cache still points at real files, and every stage can be run and tested
+without ZenML. The work folder is keyed by the ticket's and the config's content hashes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+from .evaluation.decision import decide, limits_of
+from .file_errors import InputFileError
+from .hashing import file_sha256
+from .image_validation import ImageValidationError, validate_images
+from .run_config import RunConfig, load_run_config
+from .ticket import LoadedTicket, load_ticket
+
+VALIDATION_JSON = "validation.json"
+
+
+class TrainingDiverged(RuntimeError):
+    """The erasure produced non-finite weights or losses; nothing from it is registered."""
+
+
+def run_key(ticket_path: str | Path, config_path: str | Path) -> str:
+    """Identifies a takedown's inputs: the ticket file, its images and the run config, by content."""
+    loaded = load_ticket(ticket_path)
+    digest = hashlib.sha256()
+    for part in (loaded.sha256, *(file_sha256(p) for p in loaded.image_paths), file_sha256(Path(config_path))):
+        digest.update(part.encode())
+    return digest.hexdigest()
+
+
+def load_inputs(ticket_path: str | Path, config_path: str | Path) -> tuple[LoadedTicket, RunConfig]:
+    return load_ticket(ticket_path), load_run_config(config_path)
+
+
+def validate(ticket_path: str | Path, config_path: str | Path, work: Path) -> dict:
+    """Stage 1: the ticket schema and the GX image suite. Writes validation.json; raises on failure."""
+    loaded, config = load_inputs(ticket_path, config_path)
+    report = validate_images(loaded.image_paths, list(loaded.ticket.images), config.validation, ticket_path)
+    report.write(work / VALIDATION_JSON)
+    if not report.success:
+        raise ImageValidationError(report)
+    return {"ticket_id": loaded.ticket.ticket_id, "ticket_sha256": loaded.sha256,
+            "images": {f.path: f.sha256 for f in report.facts}, "validation_file": str(work / VALIDATION_JSON)}
+
+
+def _model(config: RunConfig):
+    from .model_loading import load_pipeline
+
+    b = config.base_model
+    return load_pipeline(b.source, b.revision, config.runtime.device, config.runtime.dtype, b.allow_download)
+
+
+def learn_concept_token(ticket_path: str | Path, config_path: str | Path, work: Path, progress: bool = False) -> str:
+    """Stage 2: textual inversion on the original model; every method's evaluation reuses the token as
+    the recovery attack's control, and method A erases through it."""
+    from .erasure.request import ErasureRequest
+    from .erasure.textual_inversion import learn_token
+
+    loaded, config = load_inputs(ticket_path, config_path)
+    model = _model(config)
+    token = learn_token(model.pipeline, ErasureRequest.from_ticket(loaded).concept, loaded.image_paths,
+                        config.erasure.textual_inversion, seed=config.runtime.seed, progress=progress)
+    if not math.isfinite(token.embedding.sum().item()):
+        raise TrainingDiverged("textual inversion diverged: the learned embedding is not finite")
+    return str(token.save(work / "token"))
+
+
+def request_for(loaded: LoadedTicket, config: RunConfig, token_dir: str | Path | None):
+    from .erasure.request import ErasureRequest
+    from .erasure.textual_inversion import LearnedToken
+
+    token = LearnedToken.load(token_dir) if token_dir else None
+    return ErasureRequest.from_ticket(loaded, retain_prompts=config.evaluation.retain_prompts,
+                                      seed=config.runtime.seed, learned_token=token)
+
+
+def train_unlearning(ticket_path: str | Path, config_path: str | Path, token_dir: str, work: Path,
+                     progress: bool = False) -> str:
+    """Stage 3: the configured erasure method; refuses to save a result with non-finite weights."""
+    import torch
+
+    from .erasure.methods import erase
+
+    loaded, config = load_inputs(ticket_path, config_path)
+    model = _model(config)
+    # A record that training began: a run that dies here leaves it, and no adapter, behind.
+    (work / "training_started.json").write_text(json.dumps({"method": config.erasure.method,
+                                                            "base_weights_sha256": model.weights_sha256}) + "\n")
+    result = erase(model.pipeline, request_for(loaded, config, token_dir), config.erasure, progress=progress)
+    probe = result.fused_copy(model.pipeline)
+    for name in result.changed_tensors():
+        component, param = name.split(".", 1)
+        tensor = getattr(probe, component).state_dict()[param]
+        if not torch.isfinite(tensor).all():
+            raise TrainingDiverged(f"{result.method} diverged: {name} has non-finite values; nothing is saved")
+    losses = [h.get("loss") for h in result.history if isinstance(h.get("loss"), float)]
+    if losses and not all(math.isfinite(v) for v in losses):
+        raise TrainingDiverged(f"{result.method} diverged: a training loss was not finite")
+    return str(result.save(work / "adapter"))
+
+
+def evaluate(ticket_path: str | Path, config_path: str | Path, token_dir: str, adapter_dir: str, work: Path,
+             progress: bool = False) -> dict:
+    """Stage 4: metrics and the report (report.html, grid.png, metrics.json) in work/report."""
+    from .erasure.result import load_result
+    from .evaluation.evaluate import evaluate_result
+    from .evaluation.report import identifiers_for, write_report
+
+    loaded, config = load_inputs(ticket_path, config_path)
+    model = _model(config)
+    result = load_result(adapter_dir)
+    evaluation = evaluate_result(model, result, request_for(loaded, config, token_dir), config, progress=progress)
+    decision = decide(evaluation.metrics, config.thresholds)
+    files = write_report(evaluation, decision, identifiers_for(loaded.ticket, model, result), work / "report",
+                         title=f"Lethe erasure report: {loaded.ticket.ticket_id}, '{loaded.ticket.concept}'",
+                         thresholds=limits_of(config.thresholds),
+                         images_per_prompt=config.evaluation.report_images_per_prompt)
+    if evaluation.attack_token is not None:
+        evaluation.attack_token.save(work / "attack_token")
+    return {"metrics": evaluation.metrics, "report_dir": str(files.html.parent)}
+
+
+def resolved_config_file(config_path: str | Path, work: Path) -> Path:
+    """The config as it was resolved (paths absolute, defaults filled): what actually ran."""
+    config = load_run_config(config_path)
+    out = work / "resolved_config.json"
+    out.write_text(json.dumps(config.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def register(ticket_path: str | Path, config_path: str | Path, token_dir: str, adapter_dir: str, report_dir: str,
+             metrics: dict, work: Path, registry, run_id: str | None = None):
+    """Stage 5: a pending registry version with every artefact and the lineage tags."""
+    from .erasure.result import load_result
+    from .lineage import lineage_tags
+
+    loaded, config = load_inputs(ticket_path, config_path)
+    model = _model(config)
+    result = load_result(adapter_dir)
+    tags = lineage_tags(loaded, model, result, metrics, config.name, run_id)
+    artefacts = {"adapter": Path(adapter_dir), "token": Path(token_dir), "report": Path(report_dir),
+                 "validation": work / VALIDATION_JSON, "config": resolved_config_file(config_path, work),
+                 "ticket": loaded.path}
+    return registry.register(config.base_model.registry_name, artefacts, tags, metrics, run_name=loaded.ticket.ticket_id,
+                             description=f"erase {loaded.ticket.kind.value} '{loaded.ticket.concept}' "
+                                         f"(ticket {loaded.ticket.ticket_id}) with {result.method}")
+
+
+def gate(version, metrics: dict, ticket_id: str, config: RunConfig, registry, aliases: tuple[str, ...] = ("champion",)):
+    """Stage 6: promote (aliases) only on a passing decision; otherwise tag the version rejected."""
+    from .registry import alias_for_ticket
+
+    decision = decide(metrics, config.thresholds)
+    checks = [c.reason for c in decision.checks]
+    if decision.passed:
+        registry.promote(version, [*aliases, alias_for_ticket(ticket_id)], checks)
+    else:
+        registry.reject(version, decision.reasons, checks)
+    return decision
+
+
+def check_inputs(ticket_path: str | Path, config_path: str | Path) -> None:
+    """Schema errors of the ticket or config, raised before any pipeline starts."""
+    load_inputs(ticket_path, config_path)
+
+
+__all__ = ["InputFileError", "ImageValidationError", "TrainingDiverged", "run_key", "validate", "learn_concept_token",
+           "train_unlearning", "evaluate", "register", "gate", "check_inputs"]
