@@ -135,10 +135,10 @@ def generate(prompt: str = typer.Argument(..., help='What to draw, e.g. "a red c
     console.print(f"wrote {out}")
 
 
-@app.command()
-def demo(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
-         per_caption: int = typer.Option(4, min=1, help="Images per caption."),
-         out: Path = typer.Option(Path("out") / "demo", help="Output folder.")) -> None:
+@world_app.command("grid")
+def world_grid(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
+               per_caption: int = typer.Option(4, min=1, help="Images per caption."),
+               out: Path = typer.Option(Path("out") / "world-grid", help="Output folder.")) -> None:
     """Draw every toy-world caption and label each image with what the detector sees."""
     import numpy as np
     from rich.progress import Progress
@@ -150,7 +150,7 @@ def demo(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy w
 
     cfg = _load_config(config)
     if cfg.evaluation.detector.kind != "toy":
-        _fail_input(ValueError(f"{config}: evaluation.detector.kind: `lethe demo` draws the toy world's captions and "
+        _fail_input(ValueError(f"{config}: evaluation.detector.kind: `lethe world grid` draws the toy world's captions and "
                                f"needs its detector (kind: toy), not {cfg.evaluation.detector.kind!r}"))
     model = _load_model(cfg)
     detector = ConceptDetector.from_pretrained(cfg.evaluation.detector.path)
@@ -318,9 +318,16 @@ def _print_world(manifest: dict) -> None:
     console.print(table)
 
 
+from pipelines import takedown_commands  # noqa: E402,F401  (registers takedown, sweep, audit, demo)
+
+
 def main() -> None:
     app()
 
 
 if __name__ == "__main__":
-    main()
+    # Run as `python -m pipelines.cli`, this file is `__main__`, while the takedown commands register on the
+    # `pipelines.cli` module: call that module's entry point.
+    from pipelines.cli import main as registered_main
+
+    registered_main()

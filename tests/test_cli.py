@@ -57,8 +57,8 @@ def test_generate_writes_a_labelled_strip(tmp_path):
     assert image.width > 3 * 96 and image.height >= 96
 
 
-def test_demo_writes_grid_and_detections(tmp_path):
-    result = runner.invoke(app, ["demo", "--per-caption", "1", "--out", str(tmp_path)])
+def test_world_grid_writes_grid_and_detections(tmp_path):
+    result = runner.invoke(app, ["world", "grid", "--per-caption", "1", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     rates = json.loads((tmp_path / "detections.json").read_text())
     assert len(rates) == 16 and all(0.0 <= r <= 1.0 for r in rates.values())
@@ -72,8 +72,8 @@ def test_schema_export_matches_docs(tmp_path):
         assert json.loads((tmp_path / name).read_text()) == json.loads((REPO / "docs" / name).read_text())
 
 
-def test_demo_with_a_non_toy_detector_exits_2():
-    result = runner.invoke(app, ["demo", "--config", str(REPO / "configs" / "sd15.yaml")])
+def test_world_grid_with_a_non_toy_detector_exits_2():
+    result = runner.invoke(app, ["world", "grid", "--config", str(REPO / "configs" / "sd15.yaml")])
     assert result.exit_code == 2
     assert "sd15.yaml: evaluation.detector.kind" in result.output and "'clip_zero_shot'" in result.output
 

@@ -1,0 +1,168 @@
+"""`lethe takedown | sweep | audit | demo`: the product's commands, over the takedown pipeline.
+
+Exit codes: 0 promoted (sweep: nothing failed), 1 the run failed or the gate rejected, 2 bad input.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+
+from pipelines.cli import DEFAULT_CONFIG, EXIT_INPUT_ERROR, REPO_ROOT, _fail_input, app, console, err_console
+
+EXIT_FAILED = 1
+DEMO_TICKET = REPO_ROOT / "examples" / "tickets" / "erase-circle" / "ticket.yaml"
+TICKET_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _input_errors():
+    from components.file_errors import InputFileError
+    from components.image_validation import ImageValidationError
+
+    return InputFileError, ImageValidationError
+
+
+def _outcome_panel(outcome) -> Panel:
+    from pipelines.local_stack import local_tracking_uri
+
+    d = outcome.decision
+    lines = [f"[bold]{'PROMOTED' if d['passed'] else 'REJECTED'}[/] ticket {escape(outcome.ticket_id)}"]
+    for check in d["checks"]:
+        mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]"
+        lines.append(f"  {mark} {escape(check['reason'])}")
+    v = outcome.version
+    lines += [f"registry: {escape(v['name'])} version {v['version']}"
+              + (" (aliases set)" if d["passed"] else " (tagged rejected; aliases untouched)"),
+              f"report:   {escape(str(Path(outcome.report_dir) / 'report.html'))}",
+              f"pipeline run: {escape(outcome.run_name)} on stack {escape(outcome.stack)}",
+              f"MLflow UI: mlflow ui --backend-store-uri {escape(local_tracking_uri())}"]
+    return Panel("\n".join(lines), title="takedown", border_style="green" if d["passed"] else "red")
+
+
+def _run_one(ticket: Path, config: Path):
+    """Run a ticket; returns (exit code, outcome or None), printing what went wrong."""
+    from components.registry import RegistryUnavailable
+    from pipelines.run_takedown import StepFailed, run_takedown
+
+    try:
+        outcome = run_takedown(ticket, config)
+    except _input_errors() as err:
+        err_console.print(f"[bold red]error:[/] {escape(str(ticket))}: fix the following and run again", highlight=False)
+        err_console.print(str(err), highlight=False, markup=False)
+        return EXIT_INPUT_ERROR, None
+    except RegistryUnavailable as err:
+        err_console.print(f"[bold red]failed:[/] {escape(str(ticket))}: nothing ran: {escape(str(err))}", highlight=False)
+        return EXIT_FAILED, None
+    except StepFailed as err:
+        if err.bad_input:
+            err_console.print(f"[bold red]error:[/] {escape(str(ticket))}: rejected at {err.step}; fix the following "
+                              "and run again", highlight=False)
+            err_console.print(err.message, highlight=False, markup=False)
+            return EXIT_INPUT_ERROR, None
+        err_console.print(f"[bold red]failed:[/] {escape(str(ticket))}: {escape(str(err))}", highlight=False)
+        return EXIT_FAILED, None
+    console.print(_outcome_panel(outcome))
+    return (0 if outcome.decision["passed"] else EXIT_FAILED), outcome
+
+
+@app.command("takedown")
+def takedown(ticket: Path = typer.Argument(..., help="The takedown ticket (YAML or JSON) with its images beside it."),
+             config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default).")) -> None:
+    """Run one ticket end to end: validate, learn token, erase, evaluate, register, gate.
+
+    Re-running the same ticket after a crash resumes at the first unfinished step."""
+    from components.takedown import check_inputs
+
+    try:
+        check_inputs(ticket, config)  # schema errors before any pipeline starts
+    except _input_errors() as err:
+        _fail_input(err)
+    code, _ = _run_one(ticket, config)
+    raise typer.Exit(code)
+
+
+@app.command("demo")
+def demo() -> None:
+    """Erase "circle" from the toy world with the shipped example ticket and its 5 images (a few minutes on CPU)."""
+    code, _ = _run_one(DEMO_TICKET, DEFAULT_CONFIG)
+    raise typer.Exit(code)
+
+
+@app.command("sweep")
+def sweep(inbox: Path = typer.Argument(..., help="A folder of tickets (*.yaml, *.yml, *.json), e.g. a scheduled inbox."),
+          config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default).")) -> None:
+    """Process every ticket in a folder. A ticket whose exact content is already registered is skipped;
+    one failing ticket does not stop the others; the exit code is 1 if any failed or was rejected."""
+    from components.run_config import load_run_config
+    from components.ticket import content_sha256, load_ticket
+    from pipelines.run_takedown import registry_for_stack
+
+    if not inbox.is_dir():
+        _fail_input(ValueError(f"{inbox}: not a folder"))
+    tickets = sorted(p for p in inbox.rglob("*") if p.suffix in TICKET_SUFFIXES and p.is_file())
+    cfg = load_run_config(config)
+    registry = registry_for_stack()
+    results: list[tuple[str, str]] = []
+    for ticket in tickets:
+        try:
+            loaded = load_ticket(ticket)
+            done = registry.find_versions(cfg.base_model.registry_name, content_sha256=content_sha256(loaded))
+        except _input_errors() as err:
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
+            results.append((str(ticket), "bad input"))
+            continue
+        if done:
+            console.print(f"skip {escape(str(ticket))}: already registered as {done[0].name} version {done[0].version}",
+                          highlight=False, soft_wrap=True)
+            results.append((str(ticket), f"skipped (version {done[0].version})"))
+            continue
+        code, outcome = _run_one(ticket, config)
+        results.append((str(ticket), {0: "promoted", EXIT_FAILED: "rejected" if outcome else "failed",
+                                      EXIT_INPUT_ERROR: "bad input"}[code]))
+    for ticket, status in results:  # plain lines: scheduled jobs grep these, and a narrow terminal must not wrap them
+        print(f"{status:>24}  {ticket}")
+    failed = [t for t, s in results if s in ("failed", "rejected", "bad input")]
+    print(f"{len(results)} tickets: {len(results) - len(failed)} ok, {len(failed)} failed or rejected")
+    raise typer.Exit(EXIT_FAILED if failed else 0)
+
+
+AUDIT_FIELDS = ("ticket_id", "concept", "kind", "requester", "legal_basis", "ticket_created_at", "content_sha256",
+                "images", "base_model", "base_revision", "base_weights_sha256", "method", "hyperparameters",
+                "code_version", "library_versions", "config", "run_id", "decision_checks", "decision_reasons")
+
+
+@app.command("audit")
+def audit(ticket: Optional[str] = typer.Option(None, "--ticket", help="Every version made for this ticket id."),
+          version: Optional[str] = typer.Option(None, "--version", help="One registry version number."),
+          config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (names the registered model)."),
+          as_json: bool = typer.Option(False, "--json", help="Print the records as JSON.")) -> None:
+    """The lineage of a ticket or version, read back from the registry: what was erased, from which
+    images, by which code and settings, with which metrics, and why it was promoted or rejected."""
+    from components.run_config import load_run_config
+    from pipelines.run_takedown import registry_for_stack
+
+    if (ticket is None) == (version is None):
+        _fail_input(ValueError("give exactly one of --ticket ID or --version N"))
+    name = load_run_config(config).base_model.registry_name
+    registry = registry_for_stack()
+    numbers = [version] if version else [v.version for v in registry.find_versions(name, ticket_id=ticket)]
+    if not numbers:
+        _fail_input(ValueError(f"no version of {name} was registered for ticket {ticket!r}"))
+    records = [registry.version_record(name, n) for n in numbers]
+    if as_json:
+        print(json.dumps(records, indent=2, sort_keys=True))
+        return
+    for r in records:
+        console.print(f"[bold]{escape(r['name'])} version {r['version']}[/]: {r['status']}, aliases "
+                      f"{', '.join(r['aliases']) or 'none'}", highlight=False)
+        for field in AUDIT_FIELDS:
+            if field in r["tags"]:
+                value = r["tags"][field].replace("\n", "; ")
+                console.print(f"  {field}: {escape(value)}", highlight=False, soft_wrap=True)
+        for metric, value in sorted(r["metrics"].items()):
+            console.print(f"  metric {metric}: {value:.6g}", highlight=False)
+        console.print(f"  artefacts: {', '.join(r['artefacts'])} (MLflow run {r['run_id']})", highlight=False)

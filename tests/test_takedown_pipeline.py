@@ -1,0 +1,161 @@
+"""End to end through the real ZenML local stack and MLflow (sqlite), in a temporary Lethe home.
+
+Each takedown runs as `lethe` in a subprocess, as a user or a scheduled job would run it (and so
+that a run can be killed). Small settings keep it quick: method C, 2 images per prompt, short TIs.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import EXAMPLE_TICKET, REPO
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def small_config(folder: Path, name: str, **changes) -> Path:
+    config = yaml.safe_load((REPO / "configs" / "toy.yaml").read_text())
+    for path in (("base_model", "path"), ("evaluation", "clip_model"), ("evaluation", "detector", "path")):
+        block = config
+        for key in path[:-1]:
+            block = block[key]
+        block[path[-1]] = str((REPO / "configs" / block[path[-1]]).resolve())
+    config["erasure"]["method"] = "closed_form"
+    config["erasure"]["textual_inversion"]["steps"] = 20
+    config["evaluation"].update(images_per_prompt=2, forget_templates=["a {concept}"], retain_prompts=[], paraphrases=[],
+                                attack={"steps": 20})
+    config["thresholds"]["max_attack_success"] = 1.0  # a 20-step attack says little; the gate is tested, not C
+    for dotted, value in changes.items():
+        block = config
+        *parents, last = dotted.split("__")
+        for key in parents:
+            block = block[key]
+        block[last] = value
+    out = folder / f"{name}.yaml"
+    out.write_text(yaml.safe_dump(config))
+    return out
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("lethe-home")
+
+
+def lethe(home: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LETHE_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def registry(home: Path):
+    from components.registry import AdapterRegistry
+
+    return AdapterRegistry(f"sqlite:///{home / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="module")
+def promoted(home, tmp_path_factory):
+    config = small_config(tmp_path_factory.mktemp("configs"), "pass")
+    result = lethe(home, "takedown", str(EXAMPLE_TICKET), "--config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_the_demo_ticket_is_registered_with_its_lineage_and_promoted(home, promoted):
+    assert "PROMOTED ticket TOY-0001" in promoted.stdout and "lethe-toyworld version 1" in promoted.stdout
+    record = registry(home).version_record("lethe-toyworld", "1")
+    assert record["status"] == "approved" and sorted(record["aliases"]) == ["champion", "ticket-toy-0001"]
+    tags = record["tags"]
+    for field in ("ticket_id", "concept", "kind", "requester", "legal_basis", "images", "base_model", "base_revision",
+                  "base_weights_sha256", "method", "hyperparameters", "library_versions", "code_version", "run_id",
+                  "decision_checks", "metric.forget_detection_rate", "metric.attack_success", "content_sha256"):
+        assert tags.get(field), field
+    assert tags["ticket_id"] == "TOY-0001" and tags["method"] == "closed_form"
+    assert sorted(json.loads(tags["images"])) == [f"circle_{i}.png" for i in range(1, 6)]
+    assert record["artefacts"] == ["adapter", "config", "report", "ticket", "token", "validation"]
+    assert record["metrics"]["forget_detection_rate"] <= 0.1
+
+
+def test_impossible_thresholds_give_a_rejected_version_and_no_alias(home, promoted, tmp_path):
+    config = small_config(tmp_path, "impossible", thresholds__max_kid=0.0, thresholds__max_forget_detection_rate=0.0,
+                          thresholds__max_retain_clip_drop=0.0)
+    result = lethe(home, "takedown", str(EXAMPLE_TICKET), "--config", str(config))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "REJECTED ticket TOY-0001" in result.stdout and "aliases untouched" in result.stdout
+    reg = registry(home)
+    record = reg.version_record("lethe-toyworld", "2")
+    assert record["status"] == "rejected" and record["aliases"] == []
+    assert "kid:" in record["tags"]["decision_reasons"]
+    assert reg.aliases("lethe-toyworld") == {"champion": "1", "ticket-toy-0001": "1"}
+
+
+def test_audit_reads_the_lineage_back(home, promoted):
+    result = lethe(home, "audit", "--ticket", "TOY-0001", "--json")
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    first = next(r for r in records if r["version"] == "1")
+    assert first["tags"]["legal_basis"].startswith("Demonstration") and first["status"] == "approved"
+    plain = lethe(home, "audit", "--version", "1")
+    assert "requester: Example Rights Holder Ltd." in plain.stdout and "base_weights_sha256:" in plain.stdout
+
+
+def test_sweep_skips_a_ticket_already_registered_and_reports_a_bad_one(home, promoted, tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(EXAMPLE_TICKET.parent, inbox / "again")
+    shutil.copytree(EXAMPLE_TICKET.parent, inbox / "broken")
+    (inbox / "broken" / "circle_3.png").write_bytes(b"")  # same ticket text, different images: not a repeat
+    before = len(registry(home).find_versions("lethe-toyworld"))
+    config = small_config(tmp_path, "pass")
+    result = lethe(home, "sweep", str(inbox), "--config", str(config))
+    assert result.returncode == 1, result.stdout + result.stderr  # the broken ticket failed
+    assert "skipped (version 1)" in result.stdout and "bad input" in result.stdout
+    assert "image circle_3.png: does not decode" in result.stderr
+    assert len(registry(home).find_versions("lethe-toyworld")) == before  # nothing new registered
+
+
+def test_a_run_killed_during_training_resumes_from_cache_and_registers_once(home, promoted, tmp_path):
+    config = small_config(tmp_path, "slow", erasure__method="te_ascent", erasure__te_ascent__epochs=150,
+                          erasure__te_ascent__learning_rate=1e-5, thresholds__max_retain_clip_drop=1.0,
+                          thresholds__max_retain_accuracy_drop=1.0, thresholds__max_kid=10.0,
+                          thresholds__max_forget_detection_rate=1.0)
+    from components.takedown import run_key
+
+    work = home / "runs" / "TOY-0001" / run_key(EXAMPLE_TICKET, config)[:16]
+    env = {**os.environ, "LETHE_HOME": str(home)}
+    first = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "takedown", str(EXAMPLE_TICKET), "--config", str(config)],
+                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    token, started = work / "token" / "lethe_token.json", work / "training_started.json"
+    deadline = time.time() + 600
+    while not started.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    assert token.exists() and started.exists(), "the first run never reached the training step"
+    time.sleep(3)  # into the 150-epoch training step (about 20 s on 2 cores)
+    assert first.poll() is None, "the first run ended before it could be killed"
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert not (work / "adapter").exists()
+    stamps = {p: p.stat().st_mtime_ns for p in (token, work / "validation.json")}
+    versions = len(registry(home).find_versions("lethe-toyworld"))
+
+    second = lethe(home, "takedown", str(EXAMPLE_TICKET), "--config", str(config))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # validation and TI came from the cache
+    assert (work / "adapter" / "lethe_erasure.json").exists()
+    assert len(registry(home).find_versions("lethe-toyworld")) == versions + 1  # exactly one new version
+
+
+def test_an_unreachable_mlflow_server_stops_the_run_before_training(tmp_path):
+    config = small_config(tmp_path, "pass")
+    env = {**os.environ, "LETHE_HOME": str(tmp_path / "home"), "LETHE_MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "takedown", str(EXAMPLE_TICKET), "--config", str(config)],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "MLflow at http://127.0.0.1:9: connecting failed" in result.stderr and "nothing ran" in result.stderr
+    assert not (tmp_path / "home" / "runs").exists()
