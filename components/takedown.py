@@ -50,7 +50,14 @@ def validate(ticket_path: str | Path, config_path: str | Path, work: Path) -> di
 
 
 def _model(config: RunConfig):
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
     from .model_loading import load_pipeline
+
+    # Each step loads the model; their loading bars would bury the pipeline's own step-by-step output.
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
 
     b = config.base_model
     return load_pipeline(b.source, b.revision, config.runtime.device, config.runtime.dtype, b.allow_download)

@@ -17,10 +17,15 @@ REGISTRY_NAME = "lethe-mlflow-registry"
 
 
 def configure_environment() -> None:
+    import logging
+
+    # ZenML at INFO prints each step's start and duration; the libraries inside the steps stay quiet.
+    for name in ("great_expectations", "mlflow", "alembic", "httpx", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     home = lethe_home()
     home.mkdir(parents=True, exist_ok=True)
     for key, value in {"ZENML_CONFIG_PATH": str(home / "zenml"), "ZENML_ANALYTICS_OPT_IN": "false",
-                       "ZENML_LOGGING_VERBOSITY": "WARN", "ZENML_ENABLE_RICH_TRACEBACK": "false",
+                       "ZENML_LOGGING_VERBOSITY": "INFO",  # ZenML's "step X has started / finished in Ns" lines "ZENML_ENABLE_RICH_TRACEBACK": "false",
                        "AUTO_OPEN_DASHBOARD": "false", "MLFLOW_ENABLE_TELEMETRY": "false",
                        "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}.items():
         os.environ.setdefault(key, value)

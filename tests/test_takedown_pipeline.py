@@ -159,3 +159,15 @@ def test_an_unreachable_mlflow_server_stops_the_run_before_training(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "MLflow at http://127.0.0.1:9: connecting failed" in result.stderr and "nothing ran" in result.stderr
     assert not (tmp_path / "home" / "runs").exists()
+
+
+def test_training_that_diverges_fails_the_run_and_registers_nothing(home, promoted, tmp_path):
+    # A learning rate of 1e30 really does blow the text encoder's weights up to inf/NaN.
+    config = small_config(tmp_path, "diverge", erasure__method="te_ascent", erasure__te_ascent__learning_rate=1e30,
+                          erasure__te_ascent__epochs=3)
+    versions = len(registry(home).find_versions("lethe-toyworld"))
+    result = lethe(home, "takedown", str(EXAMPLE_TICKET), "--config", str(config))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "step train_unlearning failed: TrainingDiverged: te_ascent diverged" in result.stderr
+    assert "non-finite values; nothing is saved" in result.stderr
+    assert len(registry(home).find_versions("lethe-toyworld")) == versions
