@@ -184,6 +184,18 @@ class Thresholds(Strict):
     max_attack_success: float = Field(default=0.50, ge=0, le=1, description="Worst concept rate the recovery attack reached (TI token or paraphrases).")
 
 
+class StepResources(Strict):
+    """What a step asks its orchestrator for (ZenML ResourceSettings); the local orchestrator ignores them,
+    Kubernetes/Kubeflow turn them into pod requests. Unset: the orchestrator's default."""
+    cpu_count: float | None = Field(default=None, gt=0)
+    gpu_count: int | None = Field(default=None, ge=0)
+    memory: str | None = Field(default=None, pattern=r"^\d+(KB|KiB|MB|MiB|GB|GiB|TB|TiB)$", description="e.g. '32GiB'")
+
+
+class Orchestration(Strict):
+    training: StepResources = Field(default_factory=StepResources, description="The train_unlearning step (the GPU node).")
+
+
 class RunConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$")
     base_model: BaseModelSource
@@ -193,6 +205,7 @@ class RunConfig(Strict):
     erasure: Erasure = Erasure()
     evaluation: Evaluation
     thresholds: Thresholds = Thresholds()
+    orchestration: Orchestration = Orchestration()
 
     def resolve_paths(self, folder: Path) -> "RunConfig":
         """Relative paths in a config file are relative to that file's folder."""

@@ -50,7 +50,7 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
     from components import takedown
 
     ticket_path, config_path = Path(ticket_path).resolve(), Path(config_path).resolve()
-    loaded, _ = takedown.load_inputs(ticket_path, config_path)
+    loaded, config = takedown.load_inputs(ticket_path, config_path)
     _check_tracking_server()
     stack = ensure_stack()
     from steps.registry_target import active_registry
@@ -61,7 +61,7 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
     key = takedown.run_key(ticket_path, config_path)
     name = run_name or f"takedown-{loaded.ticket.ticket_id}-{{date}}-{{time}}"
     try:
-        run = takedown_pipeline.with_options(run_name=name)(
+        run = takedown_pipeline.with_options(run_name=name, steps=step_settings(config))(
             ticket_path=str(ticket_path), config_path=str(config_path), ticket_id=loaded.ticket.ticket_id, run_key=key)
     except RuntimeError as err:
         raise (_failed_step(takedown_pipeline.name) or err) from err
@@ -71,6 +71,14 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
                            decision=steps["gate"].outputs["decision"][0].load(),
                            version=steps["register_adapter"].outputs["registered_version"][0].load(),
                            metrics=evaluation["metrics"], report_dir=evaluation["report_dir"], stack=stack)
+
+
+def step_settings(config) -> dict:
+    """Per-step ZenML settings from the run config: the training step's resources (GPU node on clusters)."""
+    from zenml.config import ResourceSettings
+
+    resources = config.orchestration.training.model_dump(exclude_none=True)
+    return {"train_unlearning": {"settings": {"resources": ResourceSettings(**resources)}}} if resources else {}
 
 
 def _check_tracking_server() -> None:

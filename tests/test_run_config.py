@@ -107,3 +107,12 @@ def test_defaults_fill_optional_blocks():
     config = RunConfig.model_validate(minimal)
     assert config.erasure.method == "lora_ti"
     assert config.thresholds.max_forget_detection_rate == 0.10
+
+
+def test_the_training_step_asks_for_the_configured_gpu_node():
+    from pipelines.run_takedown import step_settings
+
+    sd15 = load_run_config(REPO / "configs" / "sd15.yaml")
+    resources = step_settings(sd15)["train_unlearning"]["settings"]["resources"]
+    assert (resources.gpu_count, resources.cpu_count, resources.memory) == (1, 4.0, "32GiB")
+    assert step_settings(load_run_config(REPO / "configs" / "toy.yaml")) == {}  # local CPU: orchestrator defaults
