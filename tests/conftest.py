@@ -11,6 +11,28 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_TICKET = REPO / "examples" / "tickets" / "erase-circle" / "ticket.yaml"
 
 
+def toy_config_file(folder: Path, name: str, **changes) -> Path:
+    """configs/toy.yaml written to folder/name.yaml with its paths made absolute and `changes` applied;
+    a key like `erasure__method` reaches into nested blocks."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "configs" / "toy.yaml").read_text())
+    for path in (("base_model", "path"), ("evaluation", "clip_model"), ("evaluation", "detector", "path")):
+        block = config
+        for key in path[:-1]:
+            block = block[key]
+        block[path[-1]] = str((REPO / "configs" / block[path[-1]]).resolve())
+    for dotted, value in changes.items():
+        block = config
+        *parents, last = dotted.split("__")
+        for key in parents:
+            block = block[key]
+        block[last] = value
+    out = folder / f"{name}.yaml"
+    out.write_text(yaml.safe_dump(config))
+    return out
+
+
 @pytest.fixture(scope="session")
 def toy_world():
     """The shipped toy world, loaded once through the same code path as real checkpoints."""

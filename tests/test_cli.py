@@ -6,7 +6,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from tests.conftest import EXAMPLE_TICKET, REPO
+from tests.conftest import EXAMPLE_TICKET, REPO, toy_config_file
 
 runner = CliRunner()
 
@@ -96,20 +96,9 @@ def test_erase_with_an_unknown_method_exits_2(tmp_path):
 
 
 def test_evaluate_writes_the_report_and_refuses_a_tampered_adapter(tmp_path):
-    import json
-
-    import yaml
-
-    config = yaml.safe_load((REPO / "configs" / "toy.yaml").read_text())
-    for path in (("base_model", "path"), ("evaluation", "clip_model"), ("evaluation", "detector", "path")):
-        block = config
-        for key in path[:-1]:
-            block = block[key]
-        block[path[-1]] = str((REPO / "configs" / block[path[-1]]).resolve())
-    config["evaluation"].update(images_per_prompt=2, forget_templates=["a {concept}"], retain_prompts=[], paraphrases=[],
-                                attack={"steps": 20, "on_original": False})
-    small = tmp_path / "small.yaml"
-    small.write_text(yaml.safe_dump(config))
+    small = toy_config_file(tmp_path, "small", evaluation__images_per_prompt=2, evaluation__forget_templates=["a {concept}"],
+                            evaluation__retain_prompts=[], evaluation__paraphrases=[],
+                            evaluation__attack={"steps": 20, "on_original": False})
     erased = runner.invoke(app, ["erase", str(EXAMPLE_TICKET), "--method", "closed_form", "--out", str(tmp_path / "erase"),
                                  "--config", str(small), "--no-progress"])
     assert erased.exit_code == 0, erased.output
