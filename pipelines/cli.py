@@ -49,6 +49,16 @@ def _load_config(path: Path):
         _fail_input(err)
 
 
+def _load_ticket(path: Path):
+    from components.file_errors import InputFileError
+    from components.ticket import load_ticket
+
+    try:
+        return load_ticket(path)
+    except InputFileError as err:
+        _fail_input(err)
+
+
 def _load_model(config):
     from components.model_loading import ModelLoadError, load_pipeline
 
@@ -75,15 +85,10 @@ def check_config(path: Path = typer.Argument(..., help="A run config, e.g. confi
 def check_ticket(path: Path = typer.Argument(..., help="A takedown ticket (YAML or JSON)."),
                  config: Path = typer.Option(DEFAULT_CONFIG, help="Run config whose `validation` rules the images must meet.")) -> None:
     """Validate a takedown ticket and its images: the fields, then the image set (Great Expectations)."""
-    from components.file_errors import InputFileError
     from components.image_validation import ImageValidationError, validate_images
-    from components.ticket import load_ticket
 
     cfg = _load_config(config)
-    try:
-        loaded = load_ticket(path)
-    except InputFileError as err:
-        _fail_input(err)
+    loaded = _load_ticket(path)
     report = validate_images(loaded.image_paths, list(loaded.ticket.images), cfg.validation, path)
     if not report.success:
         _fail_input(ImageValidationError(report))
@@ -189,14 +194,9 @@ def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YA
     from components.erasure.methods import METHODS, erase
     from components.erasure.request import ErasureRequest
     from components.erasure.textual_inversion import learn_token
-    from components.file_errors import InputFileError
-    from components.ticket import load_ticket
 
     cfg = _load_config(config)
-    try:
-        loaded = load_ticket(ticket)
-    except InputFileError as err:
-        _fail_input(err)
+    loaded = _load_ticket(ticket)
     if method is not None and method not in METHODS:
         _fail_input(ValueError(f"--method {method!r}: choose one of {', '.join(sorted(METHODS))}"))
     erasure = cfg.erasure.model_copy(update={"method": method or cfg.erasure.method})
@@ -234,15 +234,10 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
     from components.evaluation.decision import decide, limits_of
     from components.evaluation.evaluate import evaluate_result
     from components.evaluation.report import identifiers_for, write_report
-    from components.file_errors import InputFileError
     from components.model_loading import ModelLoadError
-    from components.ticket import load_ticket
 
     cfg = _load_config(config)
-    try:
-        loaded = load_ticket(ticket)
-    except InputFileError as err:
-        _fail_input(err)
+    loaded = _load_ticket(ticket)
     slug = _slug(loaded.ticket.ticket_id)
     adapter = adapter or REPO_ROOT / "out" / "erase" / slug / "adapter"
     try:
