@@ -12,7 +12,6 @@ import math
 from pathlib import Path
 
 from .evaluation.decision import decide, limits_of
-from .file_errors import InputFileError
 from .hashing import file_sha256
 from .image_validation import ImageValidationError, validate_images
 from .run_config import RunConfig, load_run_config
@@ -170,12 +169,3 @@ def gate(version, metrics: dict, ticket_id: str, config: RunConfig, registry, al
     else:
         registry.reject(version, decision.reasons, checks)
     return decision
-
-
-def check_inputs(ticket_path: str | Path, config_path: str | Path) -> None:
-    """Schema errors of the ticket or config, raised before any pipeline starts."""
-    load_inputs(ticket_path, config_path)
-
-
-__all__ = ["InputFileError", "ImageValidationError", "TrainingDiverged", "run_key", "validate", "learn_concept_token",
-           "train_unlearning", "evaluate", "register", "gate", "check_inputs"]

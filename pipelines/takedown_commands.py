@@ -75,10 +75,10 @@ def takedown(ticket: Path = typer.Argument(..., help="The takedown ticket (YAML 
     """Run one ticket end to end: validate, learn token, erase, evaluate, register, gate.
 
     Re-running the same ticket after a crash resumes at the first unfinished step."""
-    from components.takedown import check_inputs
+    from components.takedown import load_inputs
 
     try:
-        check_inputs(ticket, config)  # schema errors before any pipeline starts
+        load_inputs(ticket, config)  # schema errors before any pipeline starts
     except _input_errors() as err:
         _fail_input(err)
     code, _ = _run_one(ticket, config)

@@ -110,6 +110,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
     before = generate(original, prompts, desc="original model", **draw)
     after = generate(erased, prompts, desc="erased model", **draw)
     generation_s = time.perf_counter() - t0
+    generated = 2 * len(prompts) * ev.images_per_prompt
     first = request.concepts[0]
     rows = [_row("forget", p, "concept rate", lambda im, cs=cs: judge.concept(im, cs), before[p], after[p])
             for p, cs in targets.items()]
@@ -132,12 +133,12 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
         "concepts": [{"name": c.name, "kind": c.kind} for c in request.concepts],
         "images_per_prompt": ev.images_per_prompt, "seed": seed, "sampling": config.sampling.model_dump(),
         "detector": detector.description, "clip_model": clip.source,
-        "images_drawn": 2 * len(prompts) * ev.images_per_prompt + sum(
+        "images_drawn": generated + sum(
             len(r.images_after) + (0 if r.images_before is None else len(r.images_before))
             for r in attack_rows),
         "generation_s": generation_s, "attack_s": attack_s, "notes": notes,
     }
-    info["generation_images_per_s"] = 2 * len(prompts) * ev.images_per_prompt / generation_s if generation_s else None
+    info["generation_images_per_s"] = generated / generation_s if generation_s else None
     return EvaluationResult(metrics, rows, info, attack_token)
 
 
