@@ -1,0 +1,84 @@
+"""Where each step's pod goes: ZenML settings (plain dicts) from the run config and the stack config.
+
+Only the training step asks for a GPU; every other step stays on CPU nodes. The orchestrators differ:
+- Kubernetes ignores ZenML's ResourceSettings, so the GPU limit (a string), the tolerations and the node
+  selector/affinity go into the step's `pod_settings`; every pod also mounts the shared volume.
+- Kubeflow Pipelines 2 honours only a node selector and ResourceSettings(gpu_count): the GPU request is
+  the `accelerator` node selector plus gpu_count on the training step.
+- The local orchestrator ignores all of it; ResourceSettings are still attached so the run records them.
+Plain dicts keep this testable without ZenML; ZenML validates them against its settings classes.
+"""
+from __future__ import annotations
+
+import re
+
+from .run_config import RunConfig, StepResources
+from .stack_config import StackConfig
+
+_K8S_MEMORY_UNITS = {"KB": "k", "KiB": "Ki", "MB": "M", "MiB": "Mi", "GB": "G", "GiB": "Gi", "TB": "T", "TiB": "Ti"}
+NON_ROOT_CONTAINER = {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+# Step pods write the Hugging Face / torch caches and ZenML's temp files: the root filesystem stays writable.
+
+
+def k8s_quantity(memory: str) -> str:
+    """'32GiB' (ZenML/run-config style) -> '32Gi' (Kubernetes quantity)."""
+    number, unit = re.fullmatch(r"(\d+)([A-Za-z]+)", memory).groups()
+    return number + _K8S_MEMORY_UNITS[unit]
+
+
+def _gpu_pod_resources(resources: StepResources) -> dict:
+    requests, limits = {}, {}
+    if resources.cpu_count:
+        requests["cpu"] = f"{resources.cpu_count:g}"
+    if resources.memory:
+        requests["memory"] = limits["memory"] = k8s_quantity(resources.memory)
+    if resources.gpu_count:
+        limits["nvidia.com/gpu"] = str(resources.gpu_count)  # extended resources: limits only, as strings
+    return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
+
+
+def _shared_pod_settings(stack: StackConfig) -> dict:
+    volume = stack.shared_volume
+    return {"volumes": [{"name": "lethe-data", "persistentVolumeClaim": {"claimName": volume.claim_name}}],
+            "volume_mounts": [{"name": "lethe-data", "mountPath": volume.mount_path}],
+            "env": [{"name": "LETHE_HOME", "value": volume.mount_path}, {"name": "HF_HUB_OFFLINE", "value": "1"}],
+            "container_security_context": NON_ROOT_CONTAINER}
+
+
+def docker_settings(stack: StackConfig) -> dict:
+    """Run the steps in the prebuilt step image as it is: its baked-in code is what the audit trail names."""
+    return {"parent_image": stack.image, "skip_build": True, "allow_download_from_code_repository": False,
+            "allow_download_from_artifact_store": False, "allow_including_files_in_images": False}
+
+
+def pipeline_settings(stack: StackConfig | None, scheduled: bool = False) -> dict:
+    """Settings for every step of a pipeline on this stack."""
+    if stack is None or not stack.remote:
+        return {}
+    if stack.orchestrator.flavor == "kubernetes":
+        orchestrator = {"service_account_name": stack.orchestrator.service_account,
+                        "step_pod_service_account_name": stack.orchestrator.service_account,
+                        "pod_settings": _shared_pod_settings(stack), "orchestrator_pod_settings": _shared_pod_settings(stack)}
+        if scheduled:
+            orchestrator |= {"concurrency_policy": "Forbid", "successful_jobs_history_limit": 3, "failed_jobs_history_limit": 5}
+    else:  # kubeflow; its recurring runs default to max_concurrency 1 (kfp Client.create_recurring_run)
+        orchestrator = {"user_namespace": stack.orchestrator.user_namespace} if stack.orchestrator.user_namespace else {}
+    return {"orchestrator": orchestrator, "docker": docker_settings(stack)}
+
+
+def training_step_settings(config: RunConfig, stack: StackConfig | None) -> dict:
+    """Settings for the training step alone: the GPU node."""
+    resources = config.orchestration.training
+    settings: dict = {"resources": resources.model_dump(exclude_none=True)} if resources.model_dump(exclude_none=True) else {}
+    if stack is None or not stack.remote:
+        return settings
+    gpu = stack.gpu_node
+    if stack.orchestrator.flavor == "kubernetes":
+        pod = _shared_pod_settings(stack) | {"resources": _gpu_pod_resources(resources),
+                                             "node_selectors": dict(gpu.node_selectors), "tolerations": list(gpu.tolerations)}
+        if gpu.affinity:
+            pod["affinity"] = gpu.affinity
+        settings["orchestrator"] = {"pod_settings": pod}
+    elif gpu.accelerator and resources.gpu_count:
+        settings["orchestrator"] = {"pod_settings": {"node_selectors": {"accelerator": gpu.accelerator}}}
+    return settings
