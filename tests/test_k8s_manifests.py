@@ -16,7 +16,9 @@ from tests.kustomize_subset import UnsupportedKustomization, render
 K8S = REPO / "k8s"
 KUBERNETES_VERSION = "1.35"  # strict schemas of a current release, as shipped in kubernetes-validate
 KUSTOMIZATIONS = {"base": K8S / "base", "dev": K8S / "overlays" / "dev",
-                  "production": K8S / "overlays" / "production"}
+                  "production": K8S / "overlays" / "production", "kubeflow": K8S / "overlays" / "kubeflow"}
+# Custom resources kubernetes-validate has no schema for; test_kubeflow_pod_default checks this one.
+CUSTOM_RESOURCE_KINDS = {("kubeflow.org/v1alpha1", "PodDefault")}
 NAMESPACE = "lethe"
 STEP_IMAGE = "registry.example.com/lethe/lethe-step"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "CronJob", "Job"}
@@ -74,6 +76,8 @@ def _secret_ref(env_entry: dict) -> tuple[str, str]:
 def test_every_rendered_object_passes_strict_schema_validation(rendered, name):
     assert rendered[name]
     for obj in rendered[name]:
+        if (obj["apiVersion"], obj["kind"]) in CUSTOM_RESOURCE_KINDS:
+            continue
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 
@@ -206,7 +210,7 @@ def test_mlflow_service_and_probes_use_port_5000_and_health(rendered):
     assert _pod_spec(deployment)["enableServiceLinks"] is False
 
 
-@pytest.mark.parametrize("name", ["base", "production"])
+@pytest.mark.parametrize("name", ["base", "production", "kubeflow"])
 def test_no_literal_credentials_outside_the_dev_overlay(rendered, name):
     objects = rendered[name]
     assert not [o for o in objects if o["kind"] == "Secret"]
@@ -317,8 +321,20 @@ def test_production_overlay_pins_the_image_and_scales_mlflow_without_in_cluster_
     assert node_selector["lethe.example.com/node-pool"] == "gpu" and node_selector["nvidia.com/gpu.present"] == "true"
 
 
+def test_kubeflow_overlay_is_production_plus_a_pod_default_for_the_shared_volume(rendered):
+    production_ids = [(o["kind"], o["metadata"]["name"]) for o in rendered["production"]]
+    kubeflow = rendered["kubeflow"]
+    assert [(o["kind"], o["metadata"]["name"]) for o in kubeflow] == production_ids + [("PodDefault", "lethe-data")]
+    spec = _one(kubeflow, "PodDefault", "lethe-data")["spec"]
+    assert set(spec) == {"desc", "selector", "env", "volumes", "volumeMounts"}
+    assert spec["selector"] == {"matchLabels": {"pipelines.kubeflow.org/v2_component": "true"}}
+    assert spec["env"] == [{"name": "LETHE_HOME", "value": "/var/lib/lethe"}]
+    assert spec["volumes"] == [{"name": "lethe-data", "persistentVolumeClaim": {"claimName": "lethe-data"}}]
+    assert spec["volumeMounts"] == [{"name": "lethe-data", "mountPath": "/var/lib/lethe"}]
+
+
 def test_overlays_leave_the_base_security_settings_alone(rendered):
-    for name in ("dev", "production"):
+    for name in ("dev", "production", "kubeflow"):
         for kind, workload_name in (("Deployment", "mlflow"), ("CronJob", "lethe-sweep")):
             base_pod = _pod_spec(_one(rendered["base"], kind, workload_name))
             pod = _pod_spec(_one(rendered[name], kind, workload_name))
