@@ -16,8 +16,12 @@ from .run_config import RunConfig, StepResources
 from .stack_config import StackConfig
 
 _K8S_MEMORY_UNITS = {"KB": "k", "KiB": "Ki", "MB": "M", "MiB": "Mi", "GB": "G", "GiB": "Gi", "TB": "T", "TiB": "Ti"}
-NON_ROOT_CONTAINER = {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}}
+IMAGE_USER = 10001  # docker/Dockerfile's non-root user
+# Pod-level, through `additional_pod_spec_args`: ZenML 0.98 merges `container_security_context` into the
+# container's snake_case to_dict(), which the API server does not read (see tests/test_cluster_stacks.py).
 # Step pods write the Hugging Face / torch caches and ZenML's temp files: the root filesystem stays writable.
+NON_ROOT_POD = {"runAsNonRoot": True, "runAsUser": IMAGE_USER, "runAsGroup": IMAGE_USER, "fsGroup": IMAGE_USER,
+                "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def k8s_quantity(memory: str) -> str:
@@ -42,7 +46,8 @@ def _shared_pod_settings(stack: StackConfig) -> dict:
     return {"volumes": [{"name": "lethe-data", "persistentVolumeClaim": {"claimName": volume.claim_name}}],
             "volume_mounts": [{"name": "lethe-data", "mountPath": volume.mount_path}],
             "env": [{"name": "LETHE_HOME", "value": volume.mount_path}, {"name": "HF_HUB_OFFLINE", "value": "1"}],
-            "container_security_context": NON_ROOT_CONTAINER}
+            # No service links: k8s/'s `mlflow` Service would inject MLFLOW_PORT=tcp://..., which MLflow reads as config.
+            "additional_pod_spec_args": {"security_context": NON_ROOT_POD, "enable_service_links": False}}
 
 
 def docker_settings(stack: StackConfig) -> dict:
@@ -79,6 +84,13 @@ def training_step_settings(config: RunConfig, stack: StackConfig | None) -> dict
         if gpu.affinity:
             pod["affinity"] = gpu.affinity
         settings["orchestrator"] = {"pod_settings": pod}
-    elif gpu.accelerator and resources.gpu_count:
-        settings["orchestrator"] = {"pod_settings": {"node_selectors": {"accelerator": gpu.accelerator}}}
+    else:  # kubeflow
+        # ZenML 0.98 hands KFP's set_memory_limit a float (ResourceSettings.get_memory()), which kfp 2.16 rejects:
+        # with a memory request the pipeline cannot even compile (tests/test_cluster_stacks.py), so none is sent.
+        settings["resources"] = {k: v for k, v in settings.get("resources", {}).items() if k != "memory"}
+        if gpu.accelerator and resources.gpu_count:
+            # ZenML's documented form. ZenML 0.98 loses it: KubeflowOrchestratorSettings' "before" validator rebuilds
+            # pod_settings from a legacy top-level `node_selectors` that its compiler strips as unknown, so the
+            # KFP spec gets no GPU (xfail in tests/test_cluster_stacks.py, to notice the upstream fix).
+            settings["orchestrator"] = {"pod_settings": {"node_selectors": {"accelerator": gpu.accelerator}}}
     return settings

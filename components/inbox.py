@@ -95,3 +95,10 @@ def local_copy(inbox: str, staging: Path) -> Path:
         (staging / relative).parent.mkdir(parents=True, exist_ok=True)
         os.replace(partial, staging / relative)  # atomic: a crash leaves no half-copied ticket behind
     return staging
+
+
+def staging_folder(inbox: str, home: Path) -> Path:
+    """Where a sweep reads the inbox from: itself if local, else its copy under home/inbox-staged."""
+    import hashlib
+
+    return local_copy(inbox, home / "inbox-staged" / hashlib.sha256(str(inbox).encode()).hexdigest()[:16])

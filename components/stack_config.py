@@ -68,6 +68,8 @@ class StackConfig(Strict):
     container_registry: str | None = Field(default=None, description="e.g. registry.example.com/lethe")
     image: str | None = Field(default=None, description="The step image (docker/Dockerfile), built and pushed by CI; "
                               "ZenML uses it as is instead of building one.")
+    image_workdir: str = Field(default="/app", description="Where the image holds the project: configs/ shipped in "
+                               "the repository are found there by the pods.")
     mlflow: MLflowServer | None = None
     shared_volume: SharedVolume = SharedVolume()
     gpu_node: GpuNode = GpuNode()  # the other steps go wherever the scheduler puts them; GPU taints keep them off GPU nodes

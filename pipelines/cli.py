@@ -314,6 +314,7 @@ def _print_world(manifest: dict) -> None:
 
 
 from pipelines import takedown_commands  # noqa: E402,F401  (registers takedown, sweep, audit, demo)
+from pipelines import cluster_commands  # noqa: E402,F401  (registers stack, submit, schedule)
 
 
 def main() -> None:

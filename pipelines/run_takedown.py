@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.local_stack import configure_environment, ensure_stack
+from pipelines.local_stack import configure_environment
 
 
 class StepFailed(RuntimeError):
@@ -43,16 +43,20 @@ class TakedownOutcome:
     stack: str
 
 
-def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str | None = None) -> TakedownOutcome:
+def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str | None = None,
+                 stack_config=None) -> TakedownOutcome:
     """Raises InputFileError for a bad ticket/config before anything runs, and StepFailed (naming the
-    step and its error: ImageValidationError, TrainingDiverged, RegistryUnavailable, ...) when a step fails."""
+    step and its error: ImageValidationError, TrainingDiverged, RegistryUnavailable, ...) when a step fails.
+    `stack_config` (a StackConfig; None: the embedded local stack) says where the steps run."""
     configure_environment()
     from components import takedown
+    from pipelines.stack_activation import activate, pipeline_options, require_on_shared_volume
 
     ticket_path, config_path = Path(ticket_path).resolve(), Path(config_path).resolve()
     loaded, config = takedown.load_inputs(ticket_path, config_path)
+    require_on_shared_volume(ticket_path, stack_config)
     _check_tracking_server()
-    stack = ensure_stack()
+    stack = activate(stack_config)
     from steps.registry_target import active_registry
 
     active_registry().check_reachable()  # before any training: a run that cannot register must not start
@@ -61,7 +65,8 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
     key = takedown.run_key(ticket_path, config_path)
     name = run_name or f"takedown-{loaded.ticket.ticket_id}-{{date}}-{{time}}"
     try:
-        run = takedown_pipeline.with_options(run_name=name, steps=step_settings(config))(
+        options = pipeline_options(config, stack_config, "train_unlearning")
+        run = takedown_pipeline.with_options(run_name=name, **options)(
             ticket_path=str(ticket_path), config_path=str(config_path), ticket_id=loaded.ticket.ticket_id, run_key=key)
     except RuntimeError as err:
         raise (_failed_step(takedown_pipeline.name) or err) from err
@@ -71,14 +76,6 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
                            decision=steps["gate"].outputs["decision"][0].load(),
                            version=steps["register_adapter"].outputs["registered_version"][0].load(),
                            metrics=evaluation["metrics"], report_dir=evaluation["report_dir"], stack=stack)
-
-
-def step_settings(config) -> dict:
-    """Per-step ZenML settings from the run config: the training step's resources (GPU node on clusters)."""
-    from zenml.config import ResourceSettings
-
-    resources = config.orchestration.training.model_dump(exclude_none=True)
-    return {"train_unlearning": {"settings": {"resources": ResourceSettings(**resources)}}} if resources else {}
 
 
 def _check_tracking_server() -> None:
@@ -92,11 +89,13 @@ def _check_tracking_server() -> None:
         AdapterRegistry(uri).check_reachable()
 
 
-def registry_for_stack():
-    """The AdapterRegistry of the active (or embedded) stack, for sweeps and audits."""
+def registry_for_stack(stack_config=None):
+    """The AdapterRegistry of the given stack config's stack (None: the embedded one), for sweeps and audits."""
+    from pipelines.stack_activation import activate
+
     configure_environment()
     _check_tracking_server()
-    ensure_stack()
+    activate(stack_config)
     from steps.registry_target import active_registry
 
     return active_registry()

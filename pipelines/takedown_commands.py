@@ -12,11 +12,11 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 
-from pipelines.cli import DEFAULT_CONFIG, EXIT_INPUT_ERROR, REPO_ROOT, _fail_input, app, console, err_console
+from pipelines.cli import DEFAULT_CONFIG, EXIT_INPUT_ERROR, REPO_ROOT, _fail_input, _load_config, app, console, err_console
 
 EXIT_FAILED = 1
+STACK_HELP = "Stack config (configs/stacks/*.yaml); default: the embedded local stack."
 DEMO_TICKET = REPO_ROOT / "examples" / "tickets" / "erase-circle" / "ticket.yaml"
-TICKET_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def _input_errors():
@@ -43,13 +43,17 @@ def _outcome_panel(outcome) -> Panel:
     return Panel("\n".join(lines), title="takedown", border_style="green" if d["passed"] else "red")
 
 
-def _run_one(ticket: Path, config: Path):
+def _run_one(ticket: Path, config: Path, stack=None):
     """Run a ticket; returns (exit code, outcome or None), printing what went wrong."""
     from components.registry import RegistryUnavailable
     from pipelines.run_takedown import StepFailed, run_takedown
+    from pipelines.stack_activation import StackNotReady
 
     try:
-        outcome = run_takedown(ticket, config)
+        outcome = run_takedown(ticket, config, stack_config=stack)
+    except StackNotReady as err:
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
+        return EXIT_INPUT_ERROR, None
     except _input_errors() as err:
         err_console.print(f"[bold red]error:[/] {escape(str(ticket))}: fix the following and run again", highlight=False)
         err_console.print(str(err), highlight=False, markup=False)
@@ -71,17 +75,19 @@ def _run_one(ticket: Path, config: Path):
 
 @app.command("takedown")
 def takedown(ticket: Path = typer.Argument(..., help="The takedown ticket (YAML or JSON) with its images beside it."),
-             config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default).")) -> None:
+             config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
+             stack: Optional[Path] = typer.Option(None, help=STACK_HELP)) -> None:
     """Run one ticket end to end: validate, learn token, erase, evaluate, register, gate.
 
     Re-running the same ticket after a crash resumes at the first unfinished step."""
     from components.takedown import load_inputs
+    from pipelines.cluster_commands import load_stack
 
     try:
         load_inputs(ticket, config)  # schema errors before any pipeline starts
     except _input_errors() as err:
         _fail_input(err)
-    code, _ = _run_one(ticket, config)
+    code, _ = _run_one(ticket, config, load_stack(stack) if stack else None)
     raise typer.Exit(code)
 
 
@@ -93,36 +99,42 @@ def demo() -> None:
 
 
 @app.command("sweep")
-def sweep(inbox: Path = typer.Argument(..., help="A folder of tickets (*.yaml, *.yml, *.json), e.g. a scheduled inbox."),
-          config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default).")) -> None:
-    """Process every ticket in a folder. A ticket whose exact content is already registered is skipped;
-    one failing ticket does not stop the others; the exit code is 1 if any failed or was rejected."""
-    from components.run_config import load_run_config
-    from components.ticket import content_sha256, load_ticket
+def sweep(inbox: str = typer.Argument(..., help="A folder or URL (e.g. s3://bucket/inbox) of tickets (*.yaml, *.yml, "
+                                      "*.json), e.g. a scheduled inbox that `lethe submit` fills."),
+          config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
+          stack: Optional[Path] = typer.Option(None, help=STACK_HELP)) -> None:
+    """Process every ticket in an inbox, one takedown pipeline run each. A ticket whose exact content is
+    already registered is skipped; one failing ticket does not stop the others; the exit code is 1 if any
+    failed or was rejected."""
+    from components import sweep as sweeping
+    from components.inbox import is_local, staging_folder
     from pipelines.run_takedown import registry_for_stack
+    from steps.work_folder import lethe_home
 
-    if not inbox.is_dir():
+    if is_local(inbox) and not Path(inbox).is_dir():
         _fail_input(ValueError(f"{inbox}: not a folder"))
-    tickets = sorted(p for p in inbox.rglob("*") if p.suffix in TICKET_SUFFIXES and p.is_file())
-    cfg = load_run_config(config)
-    registry = registry_for_stack()
+    from pipelines.cluster_commands import load_stack
+
+    cfg = _load_config(config)
+    stack_config = load_stack(stack) if stack else None
+    registry = registry_for_stack(stack_config)
+    try:
+        folder = staging_folder(inbox, lethe_home())
+    except (OSError, ValueError) as err:
+        _fail_input(err)
     results: list[tuple[str, str]] = []
-    for ticket in tickets:
-        try:
-            loaded = load_ticket(ticket)
-            done = registry.find_versions(cfg.base_model.registry_name, content_sha256=content_sha256(loaded))
-        except _input_errors() as err:
-            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
-            results.append((str(ticket), "bad input"))
-            continue
-        if done:
-            console.print(f"skip {escape(str(ticket))}: already registered as {done[0].name} version {done[0].version}",
-                          highlight=False, soft_wrap=True)
-            results.append((str(ticket), f"skipped (version {done[0].version})"))
-            continue
-        code, outcome = _run_one(ticket, config)
-        results.append((str(ticket), {0: "promoted", EXIT_FAILED: "rejected" if outcome else "failed",
-                                      EXIT_INPUT_ERROR: "bad input"}[code]))
+    for item in sweeping.pending_tickets(folder, registry, cfg.base_model.registry_name):
+        ticket = item["ticket_path"]
+        if "error" in item:
+            err_console.print(f"[bold red]error:[/] {escape(item['error']['message'])}", highlight=False)
+        elif "skipped_version" in item:
+            console.print(f"skip {escape(ticket)}: already registered as {cfg.base_model.registry_name} version "
+                          f"{item['skipped_version']}", highlight=False, soft_wrap=True)
+        else:
+            code, outcome = _run_one(Path(ticket), config, stack_config)
+            item["status"] = {0: "promoted", EXIT_FAILED: "rejected" if outcome else "failed",
+                              EXIT_INPUT_ERROR: "bad input"}[code]
+        results.append((ticket, item.get("status") or sweeping.status(item)))
     for ticket, status in results:  # plain lines: scheduled jobs grep these, and a narrow terminal must not wrap them
         print(f"{status:>24}  {ticket}")
     failed = [t for t, s in results if s in ("failed", "rejected", "bad input")]

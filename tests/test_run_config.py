@@ -110,9 +110,10 @@ def test_defaults_fill_optional_blocks():
 
 
 def test_the_training_step_asks_for_the_configured_gpu_node():
-    from pipelines.run_takedown import step_settings
+    from components.cluster_placement import training_step_settings
+    from zenml.config import ResourceSettings
 
     sd15 = load_run_config(REPO / "configs" / "sd15.yaml")
-    resources = step_settings(sd15)["train_unlearning"]["settings"]["resources"]
+    resources = ResourceSettings(**training_step_settings(sd15, None)["resources"])  # what ZenML will make of it
     assert (resources.gpu_count, resources.cpu_count, resources.memory) == (1, 4.0, "32GiB")
-    assert step_settings(load_run_config(REPO / "configs" / "toy.yaml")) == {}  # local CPU: orchestrator defaults
+    assert training_step_settings(load_run_config(REPO / "configs" / "toy.yaml"), None) == {}  # local CPU: defaults

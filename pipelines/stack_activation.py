@@ -1,0 +1,53 @@
+"""Which ZenML stack a run goes to, and the per-step settings that place its pods there."""
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from pipelines.local_stack import ensure_stack
+
+
+class StackNotReady(RuntimeError):
+    """The stack config names a stack (or secret) that is not registered in the ZenML store."""
+
+
+def activate(stack=None) -> str:
+    """Activate the stack of a StackConfig (None or local: the embedded lethe-local stack); returns its name."""
+    if stack is None or not stack.remote:
+        return ensure_stack()
+    from zenml.client import Client
+    from zenml.utils.source_utils import set_custom_source_root
+
+    from steps.work_folder import REPO_ROOT
+
+    set_custom_source_root(str(REPO_ROOT))
+    client = Client()
+    if stack.name not in {s.name for s in client.list_stacks(size=1000)}:
+        raise StackNotReady(f"stack {stack.name!r} is not registered in the ZenML store at {client.zen_store.url}; "
+                            "run `lethe stack register` with its config first")
+    client.activate_stack(stack.name)
+    return stack.name
+
+
+def pipeline_options(config, stack, training_step: str, scheduled: bool = False) -> dict:
+    """`with_options` arguments: pipeline-wide settings (service account, shared volume, step image) and the
+    training step's GPU placement."""
+    from components.cluster_placement import pipeline_settings, training_step_settings
+
+    options: dict = {}
+    settings = pipeline_settings(stack, scheduled=scheduled)
+    if settings:
+        options["settings"] = settings
+    training = training_step_settings(config, stack)
+    if training:
+        options["steps"] = {training_step: {"settings": training}}
+    return options
+
+
+def require_on_shared_volume(path: Path, stack) -> None:
+    """Step pods see only the shared volume and the image: a ticket elsewhere cannot reach them."""
+    if stack is None or not stack.remote:
+        return
+    mount = PurePosixPath(stack.shared_volume.mount_path)
+    if not PurePosixPath(path.as_posix()).is_relative_to(mount):
+        raise ValueError(f"{path}: on stack {stack.name!r} a ticket must lie on the shared volume ({mount}); "
+                         "put it in the inbox with `lethe submit` and let the scheduled sweep take it")
