@@ -53,7 +53,7 @@ def submit(ticket_path: str | Path, inbox: str, image_rules=None) -> Submitted:
     fs, root = _filesystem(inbox)
     folder = posixpath.join(root, submission_folder(loaded))
     destination = posixpath.join(folder, loaded.path.name)
-    shown = destination if is_local(inbox) else fs.unstrip_protocol(destination)
+    shown = destination if is_local(inbox) else f"{str(inbox).rstrip('/')}/{submission_folder(loaded)}/{loaded.path.name}"
     if fs.exists(destination):
         return Submitted(loaded.ticket.ticket_id, shown, already_there=True)
     for name, image in zip(loaded.ticket.images, loaded.image_paths):
