@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
@@ -59,15 +60,8 @@ def uce_solve(W_old: torch.Tensor, C: torch.Tensor, V: torch.Tensor, C_preserve:
 
     W_old (out, in); C (in, n) erase keys; V (out, n) their targets; C_preserve (in, k) or None.
     Returns W (out, in) = (lam W_old + s_e V C^T + s_p W_old Cp Cp^T)(lam I + s_e C C^T + s_p Cp Cp^T)^-1."""
-    d_in = W_old.shape[1]
-    A = lamb * torch.eye(d_in, dtype=W_old.dtype, device=W_old.device) + erase_scale * (C @ C.T)
-    B = lamb * W_old + erase_scale * (V @ C.T)
-    if C_preserve is not None and C_preserve.numel() and preserve_scale > 0:
-        P = C_preserve @ C_preserve.T
-        A = A + preserve_scale * P
-        B = B + preserve_scale * (W_old @ P)
-    # W A = B with A symmetric  <=>  A W^T = B^T
-    return torch.linalg.solve(_sym(A), B.T).T
+    system = UceSystem(C @ C.T, _gram(C_preserve), lamb, erase_scale, preserve_scale)
+    return system.solve(W_old, V @ C.T)
 
 
 def per_row_solve(W_old: torch.Tensor, C: torch.Tensor, V: torch.Tensor, C_preserve: torch.Tensor | None,
@@ -82,31 +76,92 @@ def per_row_solve(W_old: torch.Tensor, C: torch.Tensor, V: torch.Tensor, C_prese
     `mask` (out,) weights the erase term row by row: m_r = 0 leaves row r exactly at w_old (when R = 0).
     `regulariser` R (in, in) is symmetric positive semi-definite (the spectral regulariser); like
     ScaPre's it has no right-hand-side counterpart, so it damps the row along R's directions.
-
-    All rows share M_r = A + m_r B with A = (lam+prox) I + R + s_p Cp Cp^T and B = s_e C C^T, so instead
-    of one Cholesky factorisation per row we factor A = L L^T once and diagonalise L^-1 B L^-T = Q D Q^T:
-    M_r = L Q (I + m_r D) Q^T L^T, and every row costs two triangular solves' worth of matrix products.
     """
-    out_dim, d_in = W_old.shape
-    dt, dev = W_old.dtype, W_old.device
-    m = torch.ones(out_dim, dtype=dt, device=dev) if mask is None else mask.to(dt).reshape(out_dim)
-    A = (lamb + prox) * torch.eye(d_in, dtype=dt, device=dev)
-    if regulariser is not None:
-        A = A + _sym(regulariser)
-    rhs = (lamb + prox) * W_old + erase_scale * m[:, None] * (V @ C.T)  # row r: b_r^T
-    if C_preserve is not None and C_preserve.numel() and preserve_scale > 0:
-        P = C_preserve @ C_preserve.T
-        A = A + preserve_scale * P
-        rhs = rhs + preserve_scale * (W_old @ P)
-    L = torch.linalg.cholesky(_sym(A))
-    # S = L^-1 (s_e C C^T) L^-T = G G^T with G = L^-1 C sqrt(s_e)
-    G = torch.linalg.solve_triangular(L, C, upper=False) * math.sqrt(erase_scale)
-    D, Q = torch.linalg.eigh(_sym(G @ G.T))
-    D = D.clamp_min(0)
-    # w_r = L^-T Q (I + m_r D)^-1 Q^T L^-1 b_r, all rows at once (columns of Y are rows of W)
-    Y = Q.T @ torch.linalg.solve_triangular(L, rhs.T, upper=False)  # (in, out)
-    Y = Y / (1.0 + D[:, None] * m[None, :])
-    return torch.linalg.solve_triangular(L.T, Q @ Y, upper=True).T
+    system = PerRowSystem(C @ C.T, _gram(C_preserve), lamb, erase_scale, preserve_scale, regulariser, prox)
+    return system.solve(W_old, V @ C.T, mask)
+
+
+def _gram(X: torch.Tensor | None) -> torch.Tensor | None:
+    return None if X is None or not X.numel() else X @ X.T
+
+
+# Every edited matrix reads the same encoder states (the U-Net's cross-attention input), so the concept
+# and preserve columns enter each solve only through (in, in) Gram matrices that are the same for all of
+# them, and the factorisations below are computed once per erase call; a matrix then costs a few
+# (out, in) x (in, in) products, not products with the n concept columns (tens of thousands for 100 concepts).
+
+@dataclass
+class ColumnGrams:
+    """The erase, target and preserve columns as (in, in) products, computed once per erase call."""
+    CC: torch.Tensor  # C C^T
+    TC: torch.Tensor  # C_target C^T, so that V C^T = W_old TC
+    CD: torch.Tensor  # C (C - C_target)^T
+    DD: torch.Tensor  # (C - C_target)(C - C_target)^T
+    PP: torch.Tensor | None  # Cp Cp^T
+
+    @classmethod
+    def of(cls, C: torch.Tensor, C_target: torch.Tensor, C_preserve: torch.Tensor | None) -> "ColumnGrams":
+        D = C - C_target
+        CC = C @ C.T
+        return cls(CC=CC, TC=C_target @ C.T, CD=C @ D.T, DD=D @ D.T, PP=_gram(C_preserve))
+
+
+class UceSystem:
+    """UCE's shared left-hand side A = lam I + s_e C C^T + s_p Cp Cp^T, Cholesky-factored once.
+
+    CC = C C^T, PP = Cp Cp^T (or None). `solve(W_old, VC)` with VC = V C^T returns B A^-1,
+    B = lam W_old + s_e VC + s_p W_old PP."""
+
+    def __init__(self, CC, PP, lamb: float, erase_scale: float, preserve_scale: float):
+        self.lamb, self.erase_scale = lamb, erase_scale
+        self.preserve = preserve_scale * PP if PP is not None and preserve_scale > 0 else None
+        A = lamb * torch.eye(CC.shape[0], dtype=CC.dtype, device=CC.device) + erase_scale * CC
+        if self.preserve is not None:
+            A = A + self.preserve
+        self.L = torch.linalg.cholesky(_sym(A))
+
+    def solve(self, W_old: torch.Tensor, VC: torch.Tensor) -> torch.Tensor:
+        B = self.lamb * W_old + self.erase_scale * VC
+        if self.preserve is not None:
+            B = B + W_old @ self.preserve
+        # W A = B with A symmetric  <=>  A W^T = B^T
+        return torch.cholesky_solve(B.T, self.L).T
+
+
+class PerRowSystem:
+    """ScaPre's per-row systems M_r = A + m_r B, A = (lam+prox) I + R + s_p Cp Cp^T, B = s_e C C^T.
+
+    Instead of one factorisation per row, A = L L^T is factored once and L^-1 B L^-T = Q D Q^T
+    diagonalised, so M_r = L Q (I + m_r D) Q^T L^T and every row of every matrix costs products only."""
+
+    def __init__(self, CC, PP, lamb: float, erase_scale: float, preserve_scale: float,
+                 regulariser: torch.Tensor | None = None, prox: float = 0.0):
+        dt, dev, d_in = CC.dtype, CC.device, CC.shape[0]
+        self.keep, self.erase_scale = lamb + prox, erase_scale
+        self.preserve = preserve_scale * PP if PP is not None and preserve_scale > 0 else None
+        A = self.keep * torch.eye(d_in, dtype=dt, device=dev)
+        if regulariser is not None:
+            A = A + _sym(regulariser)
+        if self.preserve is not None:
+            A = A + self.preserve
+        L = torch.linalg.cholesky(_sym(A))
+        L_inv = torch.linalg.solve_triangular(L, torch.eye(d_in, dtype=dt, device=dev), upper=False)
+        D, Q = torch.linalg.eigh(_sym(erase_scale * (L_inv @ CC @ L_inv.T)))
+        self.D = D.clamp_min(0)
+        self.into = Q.T @ L_inv  # b -> coordinates where M_r is diagonal
+        self.back = L_inv.T @ Q  # and back
+
+    def solve(self, W_old: torch.Tensor, VC: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Every row r of W: M_r w_r = b_r, b_r^T = (lam+prox) w_old + s_e m_r (V C^T)_r + s_p w_old Cp Cp^T."""
+        out_dim = W_old.shape[0]
+        m = torch.ones(out_dim, dtype=W_old.dtype, device=W_old.device) if mask is None \
+            else mask.to(W_old.dtype).reshape(out_dim)
+        rhs = self.keep * W_old + self.erase_scale * m[:, None] * VC  # row r: b_r^T
+        if self.preserve is not None:
+            rhs = rhs + W_old @ self.preserve
+        Y = self.into @ rhs.T  # (in, out): columns are rows of W
+        Y = Y / (1.0 + self.D[:, None] * m[None, :])
+        return (self.back @ Y).T
 
 
 def row_mask(W_old: torch.Tensor, concept_vecs: torch.Tensor, empty_vec: torch.Tensor, num_samples: int = 5,
@@ -120,27 +175,29 @@ def row_mask(W_old: torch.Tensor, concept_vecs: torch.Tensor, empty_vec: torch.T
     Several concept vectors: a row counts if it matters for any of them (max, as ScaPre's large-scale
     code aggregates). Finally divided by its maximum (our choice, see below)."""
     dt, dev = W_old.dtype, W_old.device
-    concept_vecs = concept_vecs.reshape(-1, W_old.shape[1])
-    k = num_samples
+    d_in = W_old.shape[1]
+    concept_vecs = concept_vecs.reshape(-1, d_in)
+    n_vecs, k = concept_vecs.shape[0], num_samples
     labels = torch.cat([torch.ones(k, dtype=torch.bool), torch.zeros(k, dtype=torch.bool)]).to(dev)
-    masks = []
-    for c in concept_vecs:
-        noise = torch.randn(2 * k, c.numel(), generator=generator, dtype=dt).to(dev) * noise_sigma
-        samples = torch.cat([c.expand(k, -1), empty_vec.reshape(1, -1).expand(k, -1)]) + noise
-        acts = W_old @ samples.T  # (out, 2k)
-        z = acts > acts.median(dim=1, keepdim=True).values
-        n = float(2 * k)
-        p11 = ((z & labels).sum(1) + _EPS) / n
-        p10 = ((z & ~labels).sum(1) + _EPS) / n
-        p01 = ((~z & labels).sum(1) + _EPS) / n
-        p00 = ((~z & ~labels).sum(1) + _EPS) / n
-        p1_, p0_, p_1, p_0 = p11 + p10, p01 + p00, p11 + p01, p10 + p00
-        mi = (p11 * torch.log(p11 / (p1_ * p_1)) + p10 * torch.log(p10 / (p1_ * p_0))
-              + p01 * torch.log(p01 / (p0_ * p_1)) + p00 * torch.log(p00 / (p0_ * p_0)))
-        mi = mi.to(dt)
-        zscore = (mi - mi.mean()) / (mi.std() + _EPS)
-        masks.append(torch.sigmoid(zscore / temperature).pow(power))
-    m = torch.stack(masks).max(0).values
+    # One draw per concept vector, in order, so the noise is the same as drawing them one at a time;
+    # then all vectors go through W_old in one product.
+    noise = torch.stack([torch.randn(2 * k, d_in, generator=generator, dtype=dt) for _ in range(n_vecs)]).to(dev)
+    samples = torch.cat([concept_vecs[:, None].expand(-1, k, -1),
+                         empty_vec.reshape(1, 1, -1).expand(n_vecs, k, -1)], 1) + noise * noise_sigma
+    acts = (W_old @ samples.reshape(-1, d_in).T).reshape(-1, n_vecs, 2 * k)  # (out, vectors, 2k)
+    z = acts > acts.median(dim=2, keepdim=True).values
+    n = float(2 * k)
+    p11 = ((z & labels).sum(2) + _EPS) / n  # (out, vectors)
+    p10 = ((z & ~labels).sum(2) + _EPS) / n
+    p01 = ((~z & labels).sum(2) + _EPS) / n
+    p00 = ((~z & ~labels).sum(2) + _EPS) / n
+    p1_, p0_, p_1, p_0 = p11 + p10, p01 + p00, p11 + p01, p10 + p00
+    mi = (p11 * torch.log(p11 / (p1_ * p_1)) + p10 * torch.log(p10 / (p1_ * p_0))
+          + p01 * torch.log(p01 / (p0_ * p_1)) + p00 * torch.log(p00 / (p0_ * p_0)))
+    mi = mi.to(dt)
+    zscore = (mi - mi.mean(0)) / (mi.std(0) + _EPS)  # over rows, per concept vector
+    masks = torch.sigmoid(zscore / temperature).pow(power)
+    m = masks.max(1).values
     # Our choice: ScaPre multiplies only the target term by m, so m acts there as a shrink of the target;
     # we weight the row's whole erase term (per_row_solve), where m sets the erase strength. When every row
     # separates concept from empty equally well (common: the noise is tiny), z = 0 and the raw mask is a
@@ -276,31 +333,36 @@ def erase_closed_form(pipe, request, config, progress: bool = False) -> WeightDe
     R_unit = spectral_regulariser(concept_vecs, 1.0, params.spectral_temperature, params.spectral_power) \
         if params.large_scale_solve else None
 
+    grams = ColumnGrams.of(C, C_target, C_preserve)
+    if params.large_scale_solve:
+        shared = None  # the proximal weight differs per matrix, and with it the system
+    elif params.row_mask:
+        shared = PerRowSystem(grams.CC, grams.PP, params.lamb, params.erase_scale, params.preserve_scale)
+    else:
+        shared = UceSystem(grams.CC, grams.PP, params.lamb, params.erase_scale, params.preserve_scale)
+
     new_values, history = {}, []
     modules = edited_modules(pipe.unet)
     for name, module in tqdm(modules, desc="method C (closed form)", disable=not progress):
         W_old = module.weight.detach().to(device=device, dtype=torch.float64).clone()
-        V = W_old @ C_target
+        VC = W_old @ grams.TC  # V C^T with V = W_old C_target
         mask = (row_mask(W_old, concept_vecs, empty_vec, params.mask_samples, params.noise_sigma,
                          params.mask_temperature, params.mask_power, gen) if params.row_mask else None)
         ent = entropy_factor(W_old, concept_vecs, params.entropy_samples, params.entropy_bins, params.noise_sigma, gen)
         if params.large_scale_solve:
             mu = float((1 - ent).mean())  # ScaPre: the proximal weight is the mean row entropy
-            W_e = per_row_solve(W_old, C, V, C_preserve, params.lamb, params.erase_scale, params.preserve_scale,
-                                mask, regulariser=mu * R_unit, prox=mu)
+            system = PerRowSystem(grams.CC, grams.PP, params.lamb, params.erase_scale, params.preserve_scale,
+                                  regulariser=mu * R_unit, prox=mu)
+            W_e = system.solve(W_old, VC, mask)
             # ScaPre's large-scale variant replaces the entropy rollback by this proximal step;
             # its published commands use one iteration.
             W = bures_prox(W_old, W_e, mu, params.lamb + mu, iters=1)
         else:
-            if mask is None:
-                W_new = uce_solve(W_old, C, V, C_preserve, params.lamb, params.erase_scale, params.preserve_scale)
-            else:
-                W_new = per_row_solve(W_old, C, V, C_preserve, params.lamb, params.erase_scale,
-                                      params.preserve_scale, mask)
+            W_new = shared.solve(W_old, VC, mask) if mask is not None else shared.solve(W_old, VC)
             W = rollback(W_old, W_new, ent, params.rollback_min)
         key = f"unet.{name}.weight"
         new_values[key] = W.to(dtype=module.weight.dtype)
-        history.append(_layer_stats(key, W_old, W, C, V, C_preserve, mask, ent))
+        history.append(_layer_stats(key, W_old, W, grams, mask, ent))
 
     return WeightDelta.from_changes(
         pipe, new_values, method="closed_form", concepts=[c.name for c in request.concepts],
@@ -310,12 +372,20 @@ def erase_closed_form(pipe, request, config, progress: bool = False) -> WeightDe
         wall_time_s=time.perf_counter() - start, history=history)
 
 
-def _layer_stats(key, W_old, W, C, V, C_preserve, mask, ent) -> dict:
+def _layer_stats(key, W_old, W, grams: ColumnGrams, mask, ent) -> dict:
     """How far each matrix moved, how close it now maps the concept to the anchor, how much the
-    preserved prompts' outputs drifted (relative)."""
-    def rel(a, b):
-        return float(a.norm() / b.norm().clamp_min(_EPS))
-    return {"tensor": key, "relative_change": rel(W - W_old, W_old),
-            "erase_residual": rel(W @ C - V, W_old @ C - V),
-            "preserve_drift": rel((W - W_old) @ C_preserve, W_old @ C_preserve),
+    preserved prompts' outputs drifted (relative). Norms via the Gram matrices: |X Y|^2 = sum((X YY^T) * X)."""
+    def sq(X, G, Z=None):  # <X G, Z>_F, i.e. |X Y|^2 when G = Y Y^T and Z = X
+        return float(((X @ G) * (X if Z is None else Z)).sum())
+
+    def ratio(num_sq, den_sq):
+        return math.sqrt(max(num_sq, 0.0)) / max(math.sqrt(max(den_sq, 0.0)), _EPS)
+
+    delta = W - W_old
+    # W C - V = delta C + W_old (C - C_target), and W_old C - V = W_old (C - C_target)
+    before = sq(W_old, grams.DD)
+    after = sq(delta, grams.CC) + 2 * sq(delta, grams.CD, W_old) + before
+    return {"tensor": key, "relative_change": float(delta.norm() / W_old.norm().clamp_min(_EPS)),
+            "erase_residual": ratio(after, before),
+            "preserve_drift": ratio(sq(delta, grams.PP), sq(W_old, grams.PP)) if grams.PP is not None else 0.0,
             "mask_mean": None if mask is None else float(mask.mean()), "entropy_mean": float(ent.mean())}
