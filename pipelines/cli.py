@@ -101,11 +101,13 @@ def check_ticket(path: Path = typer.Argument(..., help="A takedown ticket (YAML 
 
 @app.command("schema")
 def export_schema(out: Path = typer.Option(REPO_ROOT / "docs", help="Folder for the JSON Schema files.")) -> None:
-    """Export the ticket and run-config JSON Schemas (docs/ticket.schema.json, docs/run-config.schema.json)."""
+    """Export the ticket, run-config and stack-config JSON Schemas (docs/*.schema.json)."""
     from components.run_config import write_run_config_schema
+    from components.stack_config import write_stack_config_schema
     from components.ticket import write_ticket_schema
 
-    for written in (write_ticket_schema(out / "ticket.schema.json"), write_run_config_schema(out / "run-config.schema.json")):
+    for written in (write_ticket_schema(out / "ticket.schema.json"), write_run_config_schema(out / "run-config.schema.json"),
+                    write_stack_config_schema(out / "stack-config.schema.json")):
         console.print(f"wrote {written}")
 
 

@@ -68,7 +68,7 @@ def test_world_grid_writes_grid_and_detections(tmp_path):
 def test_schema_export_matches_docs(tmp_path):
     result = runner.invoke(app, ["schema", "--out", str(tmp_path)])
     assert result.exit_code == 0
-    for name in ("ticket.schema.json", "run-config.schema.json"):
+    for name in ("ticket.schema.json", "run-config.schema.json", "stack-config.schema.json"):
         assert json.loads((tmp_path / name).read_text()) == json.loads((REPO / "docs" / name).read_text())
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO
 
-K8S_VERSION = "1.33.0"
+K8S_VERSION = "1.35.0"  # as tests/test_k8s_manifests.py
 STACKS = REPO / "configs" / "stacks"
 pytestmark = pytest.mark.filterwarnings("ignore")
 
