@@ -45,7 +45,8 @@ def register(config: Path = typer.Argument(..., help="A stack config, e.g. confi
         done = register_stack(stack, activate=activate)
     except StackNotReady as err:
         _fail_input(err)
-    console.print(f"{'registered' if done.created else 'updated'} stack [bold]{escape(done.stack)}[/]"
+    verb = "ready: embedded" if not stack.remote else "registered" if done.created else "updated"
+    console.print(f"{verb} stack [bold]{escape(done.stack)}[/]"
                   + "".join(f"\n  {kind}: {escape(name)}" for kind, name in done.components.items()), highlight=False)
 
 

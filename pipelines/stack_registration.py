@@ -58,10 +58,8 @@ def register_stack(stack, activate: bool = False) -> Registered:
 
     from pipelines.stack_activation import StackNotReady, activate as activate_stack
 
-    if not stack.remote:
-        from pipelines.local_stack import STACK_NAME
-
-        return Registered(activate_stack(None), {}, created=False) if activate else Registered(STACK_NAME, {}, False)
+    if not stack.remote:  # the embedded stack: created on first use, always active when used
+        return Registered(activate_stack(None), {}, created=False)
     client = Client()
     for secret, keys in required_secrets(stack):
         try:
