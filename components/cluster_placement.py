@@ -30,7 +30,7 @@ def k8s_quantity(memory: str) -> str:
     return number + _K8S_MEMORY_UNITS[unit]
 
 
-def _gpu_pod_resources(resources: StepResources) -> dict:
+def _pod_resources(resources: StepResources) -> dict:
     requests, limits = {}, {}
     if resources.cpu_count:
         requests["cpu"] = f"{resources.cpu_count:g}"
@@ -79,10 +79,11 @@ def training_step_settings(config: RunConfig, stack: StackConfig | None) -> dict
         return settings
     gpu = stack.gpu_node
     if stack.orchestrator.flavor == "kubernetes":
-        pod = _shared_pod_settings(stack) | {"resources": _gpu_pod_resources(resources),
-                                             "node_selectors": dict(gpu.node_selectors), "tolerations": list(gpu.tolerations)}
-        if gpu.affinity:
-            pod["affinity"] = gpu.affinity
+        pod = _shared_pod_settings(stack) | {"resources": _pod_resources(resources)}
+        if resources.gpu_count:  # a CPU-only model (the toy world) stays off the GPU pool
+            pod |= {"node_selectors": dict(gpu.node_selectors), "tolerations": list(gpu.tolerations)}
+            if gpu.affinity:
+                pod["affinity"] = gpu.affinity
         settings["orchestrator"] = {"pod_settings": pod}
     else:  # kubeflow
         # ZenML 0.98 hands KFP's set_memory_limit a float (ResourceSettings.get_memory()), which kfp 2.16 rejects:
