@@ -15,6 +15,10 @@ def active_registry() -> AdapterRegistry:
     if not uri:
         raise RuntimeError("the active ZenML stack has no MLflow experiment tracker and MLFLOW_TRACKING_URI is not set; "
                            "run `lethe takedown` once to create the local stack, or register your own")
+    if hasattr(tracker, "configure_mlflow"):
+        # The MLflow server's basic-auth credentials (the stack config's ZenML secret) reach the client as
+        # MLFLOW_TRACKING_USERNAME/PASSWORD; the steps do not use the tracker's autologging, so ask for them here.
+        tracker.configure_mlflow()
     local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
     artifacts = (lethe_home() / "mlflow-artifacts").as_uri() if local else None  # a server keeps its own default
     return AdapterRegistry(uri, artifact_location=artifacts)
