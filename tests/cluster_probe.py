@@ -91,12 +91,19 @@ def main() -> None:
     from zenml.client import Client
 
     stack = Client().active_stack
+    import os
+
+    from steps.registry_target import active_registry
+
+    registry = active_registry()  # what the register and gate steps build in their pods; contacts nothing yet
+    credentials = {"uri": registry.tracking_uri, "username": os.environ.get("MLFLOW_TRACKING_USERNAME"),
+                   "password_set": bool(os.environ.get("MLFLOW_TRACKING_PASSWORD"))}
     takedown = takedown_pipeline.with_options(**pipeline_options(config, stack_config, "train_unlearning"))
     snapshot, _ = compile_pipeline(takedown, ticket_path="/var/lib/lethe/inbox/t/ticket.yaml",
                                    config_path="/app/configs/sd21.yaml", ticket_id="T-1", run_key="k" * 64)
     out = {"takedown_steps": list(snapshot.step_configurations),
            "upstream": {n: s.spec.upstream_steps for n, s in snapshot.step_configurations.items()},
-           "docker": snapshot.pipeline_configuration.docker_settings.model_dump(mode="json")}
+           "docker": snapshot.pipeline_configuration.docker_settings.model_dump(mode="json"), "registry": credentials}
     sweep, parameters = scheduled_sweep("0 3 * * *", "s3://lethe-inbox/tickets", config_path, stack_config, "probe")
     sweep_snapshot, schedule = compile_pipeline(sweep, **parameters)
     out["sweep_parameters"] = parameters

@@ -106,6 +106,11 @@ def test_kubernetes_gives_only_the_training_step_the_gpu_node(kubernetes):
                 assert "nvidia.com/gpu" not in limits and "tolerations" not in spec and "nodeSelector" not in spec
 
 
+def test_the_registry_steps_get_the_in_cluster_mlflow_and_its_credentials_from_the_zenml_secret(kubernetes):
+    assert kubernetes["registry"] == {"uri": "http://mlflow.lethe.svc.cluster.local:5000", "username": "lethe",
+                                      "password_set": True}
+
+
 def test_the_steps_run_the_prebuilt_image_with_its_baked_in_code(kubernetes):
     docker = kubernetes["docker"]
     assert docker["parent_image"] == "registry.example.com/lethe/lethe-step:0.1.0" and docker["skip_build"] is True
