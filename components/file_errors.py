@@ -9,6 +9,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 
+# Errors that mean "the input is wrong" (exit code 2), by type name: they also arrive as names, from ZenML's
+# record of a failed step or a sweep item's error record.
+INPUT_ERROR_TYPES = ("InputFileError", "ImageValidationError")
+
+
 class InputFileError(ValueError):
     """A config or ticket file is wrong. `problems` holds one (field, rule) line each."""
 

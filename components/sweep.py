@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from .file_errors import INPUT_ERROR_TYPES
 from .inbox import TICKET_SUFFIXES
-
-INPUT_ERRORS = ("InputFileError", "ImageValidationError")
 
 
 def pending_tickets(inbox: Path, registry, registry_name: str) -> list[dict]:
@@ -38,7 +37,7 @@ def pending_tickets(inbox: Path, registry, registry_name: str) -> list[dict]:
 
 def error_record(stage: str, err: BaseException) -> dict:
     return {"stage": stage, "type": type(err).__name__, "message": str(err),
-            "bad_input": type(err).__name__ in INPUT_ERRORS}
+            "bad_input": type(err).__name__ in INPUT_ERROR_TYPES}
 
 
 def active(item: dict) -> bool:
@@ -71,7 +70,7 @@ def status(item: dict) -> str:
 
 def failed(items: list[dict]) -> list[dict]:
     """Items a scheduled run must flag: errors and rejections (a skip is fine)."""
-    return [i for i in items if status(i) not in ("promoted",) and not status(i).startswith("skipped")]
+    return [i for i in items if status(i) != "promoted" and not status(i).startswith("skipped")]
 
 
 class SweepFlagged(RuntimeError):

@@ -11,11 +11,11 @@ class StepFailed(RuntimeError):
     """A pipeline step raised. ZenML reports only "failed due to failure in step(s)"; this names the step and
     carries the step's own error (from the run's records), and whether it was the input's fault."""
 
-    INPUT_ERRORS = ("InputFileError", "ImageValidationError")
-
     def __init__(self, step: str, error_type: str, message: str):
+        from components.file_errors import INPUT_ERROR_TYPES
+
         self.step, self.error_type, self.message = step, error_type, message
-        self.bad_input = error_type in self.INPUT_ERRORS
+        self.bad_input = error_type in INPUT_ERROR_TYPES
         super().__init__(f"step {step} failed: {error_type}: {message}")
 
 

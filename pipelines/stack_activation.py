@@ -49,5 +49,7 @@ def require_on_shared_volume(path: Path, stack) -> None:
         return
     mount = PurePosixPath(stack.shared_volume.mount_path)
     if not PurePosixPath(path.as_posix()).is_relative_to(mount):
-        raise ValueError(f"{path}: on stack {stack.name!r} a ticket must lie on the shared volume ({mount}); "
-                         "put it in the inbox with `lethe submit` and let the scheduled sweep take it")
+        from components.file_errors import InputFileError
+
+        raise InputFileError(path, [("", f"on stack {stack.name!r} a ticket must lie on the shared volume ({mount}); "
+                                         "put it in the inbox with `lethe submit` and let the scheduled sweep take it")])

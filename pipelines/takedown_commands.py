@@ -108,13 +108,12 @@ def sweep(inbox: str = typer.Argument(..., help="A folder or URL (e.g. s3://buck
     failed or was rejected."""
     from components import sweep as sweeping
     from components.inbox import is_local, staging_folder
+    from pipelines.cluster_commands import load_stack
     from pipelines.run_takedown import registry_for_stack
     from steps.work_folder import lethe_home
 
     if is_local(inbox) and not Path(inbox).is_dir():
         _fail_input(ValueError(f"{inbox}: not a folder"))
-    from pipelines.cluster_commands import load_stack
-
     cfg = _load_config(config)
     stack_config = load_stack(stack) if stack else None
     registry = registry_for_stack(stack_config)

@@ -159,3 +159,6 @@ def test_schedules_and_cluster_runs_refuse_what_pods_cannot_see(zenml_env, tmp_p
     laptop_inbox = run(zenml_env, "-m", "pipelines.cli", "schedule", "--cron", "0 3 * * *", "--inbox", str(tmp_path),
                        "--stack", str(STACKS / "kubernetes.yaml"))
     assert laptop_inbox.returncode == 2 and "shared volume (/var/lib/lethe)" in laptop_inbox.stderr
+    laptop_ticket = run(zenml_env, "-m", "pipelines.cli", "takedown", str(REPO / "examples/tickets/erase-circle/ticket.yaml"),
+                        "--stack", str(STACKS / "kubernetes.yaml"))
+    assert laptop_ticket.returncode == 2 and "must lie on the shared volume (/var/lib/lethe)" in laptop_ticket.stderr
