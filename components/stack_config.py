@@ -51,6 +51,11 @@ class SharedVolume(Strict):
             raise ValueError(f"mount_path must be absolute, got {self.mount_path!r}")
         return self
 
+    def holds(self, path) -> bool:
+        """Whether an absolute path (as the pods see it) lies on this volume."""
+        path = PurePosixPath(str(path))
+        return path.is_absolute() and path.is_relative_to(self.mount_path)
+
 
 class GpuNode(Strict):
     """Where the training step goes: the GPU node pool's labels and taints (cluster facts, not model facts)."""

@@ -79,7 +79,7 @@ def path_in_pods(path: Path, stack) -> str:
     path = path.resolve()
     if path.is_relative_to(REPO_ROOT):
         return str(PurePosixPath(stack.image_workdir) / path.relative_to(REPO_ROOT).as_posix())
-    if PurePosixPath(path.as_posix()).is_relative_to(stack.shared_volume.mount_path):
+    if stack.shared_volume.holds(path.as_posix()):
         return path.as_posix()
     raise ValueError(f"{path}: the pods cannot see this file; ship it in the image (configs/) or put it on the "
                      f"shared volume ({stack.shared_volume.mount_path})")
@@ -90,7 +90,7 @@ def inbox_in_pods(inbox: str, stack) -> str:
 
     if not is_local(inbox):
         return inbox
-    if not PurePosixPath(inbox).is_absolute() or not PurePosixPath(inbox).is_relative_to(stack.shared_volume.mount_path):
+    if not stack.shared_volume.holds(inbox):
         raise ValueError(f"{inbox}: a scheduled sweep's inbox must be a URL (s3://...) or a folder on the shared "
                          f"volume ({stack.shared_volume.mount_path})")
     return inbox

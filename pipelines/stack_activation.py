@@ -1,7 +1,7 @@
 """Which ZenML stack a run goes to, and the per-step settings that place its pods there."""
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pipelines.local_stack import ensure_stack
 
@@ -47,9 +47,9 @@ def require_on_shared_volume(path: Path, stack) -> None:
     """Step pods see only the shared volume and the image: a ticket elsewhere cannot reach them."""
     if stack is None or not stack.remote:
         return
-    mount = PurePosixPath(stack.shared_volume.mount_path)
-    if not PurePosixPath(path.as_posix()).is_relative_to(mount):
+    if not stack.shared_volume.holds(path.as_posix()):
         from components.file_errors import InputFileError
 
+        mount = stack.shared_volume.mount_path
         raise InputFileError(path, [("", f"on stack {stack.name!r} a ticket must lie on the shared volume ({mount}); "
                                          "put it in the inbox with `lethe submit` and let the scheduled sweep take it")])
