@@ -8,10 +8,11 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .file_errors import InputFileError, load_validated, write_json_schema
 from .hashing import file_sha256
+from .prompt_terms import first_named
 
 
 class ConceptKind(str, Enum):
@@ -32,7 +33,14 @@ class Ticket(BaseModel):
     kind: ConceptKind = Field(description="What sort of concept it is; picks prompt templates.")
     images: list[str] = Field(min_length=1, description="Images showing the concept, relative to the ticket file's folder.")
     forget_prompts: list[str] = Field(default_factory=list, description="Extra prompts that must no longer produce the concept.")
-    retain_prompts: list[str] = Field(default_factory=list, description="Extra prompts whose output must not change.")
+    retain_prompts: list[str] = Field(default_factory=list, description="Extra prompts whose output must not change; "
+                                      "they may not name the concept or an alias.")
+    aliases: list[str] = Field(default_factory=list, description="Other names people prompt the concept with; "
+                               "retain prompts naming one are dropped, and its prompts are part of the forget set.")
+    paraphrases: list[str] = Field(default_factory=list, description="Prompts that describe the concept without "
+                                   "naming it: the recovery attack tries them on the erased model.")
+    neighbours: list[str] = Field(default_factory=list, description="Prompts for things close to the concept that "
+                                  "must survive (e.g. other characters of the same studio); gated on their own.")
     requester: str = Field(min_length=1, description="Who asked (person or organisation).")
     legal_basis: str = Field(min_length=1, description="Why, e.g. 'DMCA notice 2026-114' or 'GDPR Art. 17'.")
     created_at: AwareDatetime = Field(description="When the request was made, ISO 8601 with a time zone.")
@@ -52,12 +60,27 @@ class Ticket(BaseModel):
             raise ValueError(f"image paths listed twice: {dupes}")
         return images
 
-    @field_validator("forget_prompts", "retain_prompts")
+    @field_validator("forget_prompts", "retain_prompts", "aliases", "paraphrases", "neighbours")
     @classmethod
     def _no_empty_prompts(cls, prompts: list[str]) -> list[str]:
         if any(not p.strip() for p in prompts):
-            raise ValueError("prompts must not be empty")
+            raise ValueError("entries must not be empty")
         return prompts
+
+    @model_validator(mode="after")
+    def _nothing_kept_names_the_concept(self) -> "Ticket":
+        """A prompt that must be kept (or that must avoid the name) but names the concept asks for the
+        concept to be kept and gone at once: refuse it, naming the prompt."""
+        names = [self.concept, *self.aliases]
+        for field in ("retain_prompts", "neighbours", "paraphrases"):
+            for i, prompt in enumerate(getattr(self, field)):
+                term = first_named(prompt, names)
+                if term is not None:
+                    what = "the concept" if term == self.concept else "the alias"
+                    fix = ("put it in forget_prompts" if field == "paraphrases"
+                           else "remove it: the concept cannot be both erased and kept")
+                    raise ValueError(f"{field}[{i}] {prompt!r} names {what} {term!r}; {fix}")
+        return self
 
 
 class LoadedTicket(BaseModel):

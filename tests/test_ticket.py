@@ -105,3 +105,24 @@ def test_docs_schema_is_current():
     assert committed == Ticket.model_json_schema()
     assert set(committed["required"]) >= {"ticket_id", "concept", "kind", "images", "requester", "legal_basis",
                                           "created_at", "target_model"}
+
+
+@pytest.mark.parametrize("change, field_and_rule", [
+    ({"retain_prompts": ["a red square", "a Photo of a CIRCLE"]},
+     "retain_prompts[1] 'a Photo of a CIRCLE' names the concept 'circle'; remove it"),
+    ({"aliases": ["ring"], "neighbours": ["a blue ring"]}, "neighbours[0] 'a blue ring' names the alias 'ring'"),
+    ({"paraphrases": ["a round circle"]}, "paraphrases[0] 'a round circle' names the concept 'circle'; put it in forget_prompts"),
+])
+def test_a_prompt_that_must_be_kept_but_names_the_concept_is_refused(ticket_dir, change, field_and_rule):
+    (ticket_dir / "t.yaml").write_text(yaml.safe_dump(_good() | change))
+    problems = _problems(ticket_dir / "t.yaml")
+    assert len(problems) == 1 and field_and_rule in problems[0][1]
+
+
+def test_whole_words_only_name_a_concept(ticket_dir):
+    from components.prompt_terms import names
+
+    assert names("a red circle", "circle") and names("A RED  Circle!", "red circle")
+    assert not names("a circled area", "circle") and not names("redo", "red") and not names("x", " ")
+    (ticket_dir / "t.yaml").write_text(yaml.safe_dump(_good() | {"retain_prompts": ["a semicircle"]}))
+    assert load_ticket(ticket_dir / "t.yaml").ticket.retain_prompts == ["a semicircle"]
