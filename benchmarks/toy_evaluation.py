@@ -19,6 +19,7 @@ import torch
 
 from components.erasure.methods import erase
 from components.erasure.request import ErasureRequest
+from components.evaluation.prompt_sets import with_prompt_sets
 from components.erasure.textual_inversion import learn_token
 from components.evaluation.decision import decide, limits_of
 from components.evaluation.evaluate import evaluate_result
@@ -48,8 +49,8 @@ def main() -> None:
     if args.method == "lora_ti":
         token = learn_token(model.pipeline, ErasureRequest.from_ticket(loaded).concept, loaded.image_paths,
                             erasure.textual_inversion, seed=cfg.runtime.seed)
-    request = ErasureRequest.from_ticket(loaded, retain_prompts=cfg.evaluation.retain_prompts,
-                                         seed=cfg.runtime.seed, learned_token=token)
+    request = with_prompt_sets(ErasureRequest.from_ticket(loaded, seed=cfg.runtime.seed, learned_token=token),
+                               cfg.evaluation)
     result = erase(model.pipeline, request, erasure)
     erase_s = time.perf_counter() - t0
     t1 = time.perf_counter()

@@ -26,3 +26,12 @@ def first_named(prompt: str, terms: Iterable[str]) -> str | None:
 def same_prompt(a: str, b: str) -> bool:
     """Equal up to case and runs of whitespace: the same request to the model."""
     return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
+def without(prompt: str, terms: Iterable[str]) -> str:
+    """`prompt` with every whole-word occurrence of `terms` taken out: "a red circle" without "red" is
+    "a circle" (the anchor a concept's prompt is steered towards)."""
+    for term in terms:
+        if term.split():
+            prompt = _pattern(term).sub(" ", prompt)
+    return " ".join(prompt.split())

@@ -72,6 +72,11 @@ class LoraTIParams(Strict):
     forget_weight: float = Field(default=1.0, ge=0)
     retain_weight: float = Field(default=10.0, ge=0)
     ascent_bound: float = Field(default=1.0, gt=0, description="Cap on the ascent term so it cannot diverge.")
+    forget_objective: Literal["ascent", "anchored"] = Field(
+        default="ascent", description="ascent: the paper's reading, push the images' denoising loss up (bounded). "
+        "anchored (an extension, ESD's target in noise space): steer each forget prompt's prediction to its anchor "
+        "(the prompt without the concept's words) pushed away from the concept by `negative_guidance`.")
+    negative_guidance: float = Field(default=1.0, ge=0, description="anchored: target = e(anchor) - g (e(prompt) - e(anchor)).")
     train_final_layer_norm: bool = Field(default=True, description="Also retrain the final layer norm (shipped beside the LoRA).")
 
 
@@ -130,20 +135,81 @@ class Detector(Strict):
         return self
 
 
+class AttackRestart(Strict):
+    """One textual-inversion run of the recovery attack; several restarts make a stronger attack."""
+    seed_offset: int = Field(default=0, ge=0, description="Added to runtime.seed for this run.")
+    init_word: str | None = Field(default=None, description="Word the token starts from; None: erasure.textual_inversion.init_word.")
+
+
 class RecoveryAttack(Strict):
-    """Textual inversion against the erased model with the ticket's images (the erasure's TI settings)."""
+    """Textual inversion against the erased model with the ticket's images (the erasure's TI settings),
+    plus the concept's paraphrases. The control (the same TI on the original model) must find the concept,
+    or the attack proves nothing and the gate fails closed (thresholds.min_attack_control_rate)."""
     placeholder: str = Field(default="<recovered>", pattern=r"^<[\w-]+>$")
     steps: int | None = Field(default=None, gt=0, description="TI steps for the attack; None: erasure.textual_inversion.steps.")
-    on_original: bool = Field(default=True, description="Also attack the original model, as the control that shows the attack "
-                              "can find the concept (free when the erasure already learned a token on it, as method A does).")
+    restarts: list[AttackRestart] = Field(default_factory=lambda: [AttackRestart(), AttackRestart(seed_offset=1)],
+                                          min_length=1, description="TI runs on the erased model; the worst one counts.")
+    templates: list[str] = Field(default_factory=lambda: ["a {concept}", "a photo of a {concept}"], min_length=1,
+                                 description="Prompts the learned token is drawn with ({concept} is the token).")
+    on_original: bool = Field(default=True, description="Run the control (first restart's TI on the original model); "
+                              "free when the erasure already learned that token, as method A does.")
+
+    @model_validator(mode="after")
+    def _templates(self) -> "RecoveryAttack":
+        bad = [t for t in self.templates if "{concept}" not in t]
+        if bad:
+            raise ValueError(f"attack templates must contain '{{concept}}': {bad}")
+        return self
+
+
+class Vocabulary(Strict):
+    """What a small, closed-vocabulary base model knows (the toy world): every caption is a template
+    whose {slots} take every value of their slot. The forget set is every caption naming the concept,
+    the retain corpus every caption that does not, the near neighbours the first template's captions
+    with the concept swapped for another value of its slot."""
+    slots: dict[str, list[str]] = Field(min_length=1)
+    captions: list[str] = Field(min_length=1, description="Templates over the slots, canonical form first.")
+
+    @model_validator(mode="after")
+    def _known_slots(self) -> "Vocabulary":
+        import string
+
+        for template in self.captions:
+            used = [f for _, f, _, _ in string.Formatter().parse(template) if f]
+            unknown = [f for f in used if f not in self.slots]
+            if unknown or not used:
+                raise ValueError(f"caption template {template!r} must use slots from {sorted(self.slots)}")
+        return self
+
+
+class RetainCorpus(Strict):
+    """Prompts that must not change, whatever the concept: a base model's everyday captions (a file) and/or
+    its vocabulary's captions. Split once, by a hash of each prompt, into a part that training may use and a
+    held-out part that only evaluation sees; prompts naming the ticket's concept are removed from both."""
+    file: Path | None = Field(default=None, description="Text file, one caption per line ('#' starts a comment).")
+    heldout_fraction: float = Field(default=0.5, gt=0, lt=1, description="Share of the corpus kept from training.")
+    max_heldout: int | None = Field(default=None, gt=0, description="Evaluate at most this many held-out prompts "
+                                    "(a fixed, hash-ordered subset), to bound the cost on big corpora.")
+
+
+ConceptKindName = Literal["object", "style", "identity", "logo", "other"]
 
 
 class Evaluation(Strict):
-    images_per_prompt: int = Field(default=8, gt=0)
+    images_per_prompt: int = Field(default=8, gt=0, description="Images per prompt and model; see README "
+                                   "(Evaluation) for what the 95% intervals make of it.")
     batch_size: int = Field(default=16, gt=0, description="Images per generation call; does not change the images.")
-    forget_templates: list[str] = Field(default_factory=lambda: ["a {concept}", "a photo of a {concept}"], min_length=1)
-    retain_prompts: list[str] = Field(default_factory=list)
-    paraphrases: list[str] = Field(default_factory=list, description="Prompts that describe the concept without its name (attack).")
+    forget_templates: dict[ConceptKindName, list[str]] = Field(
+        default_factory=dict, description="Per concept kind, prompts that name the concept ({concept}); a kind not "
+        "listed uses its textual-inversion templates. The concept's aliases fill them too.")
+    attribute_templates: list[str] = Field(default_factory=list, description="The concept in contexts and with "
+                                           "attributes people combine it with ({concept}), e.g. 'a {concept} at night'.")
+    vocabulary: Vocabulary | None = None
+    retain_corpus: RetainCorpus = RetainCorpus()
+    retain_prompts: list[str] = Field(default_factory=list, description="Named retain prompts: trained on and "
+                                      "evaluated (not held out); dropped when they name the ticket's concept.")
+    paraphrases: dict[str, list[str]] = Field(default_factory=dict, description="Concept name -> prompts that describe "
+                                              "it without its name (attack); the ticket's own paraphrases add to them.")
     attack: RecoveryAttack = RecoveryAttack()
     clip_model: Path | None = None
     detector: Detector
@@ -151,9 +217,9 @@ class Evaluation(Strict):
 
     @model_validator(mode="after")
     def _templates(self) -> "Evaluation":
-        bad = [t for t in self.forget_templates if "{concept}" not in t]
+        bad = [t for ts in [*self.forget_templates.values(), self.attribute_templates] for t in ts if "{concept}" not in t]
         if bad:
-            raise ValueError(f"forget_templates must contain '{{concept}}': {bad}")
+            raise ValueError(f"forget_templates and attribute_templates must contain '{{concept}}': {bad}")
         return self
 
 
@@ -176,12 +242,20 @@ class ImageValidation(Strict):
 
 
 class Thresholds(Strict):
-    """The gate: an adapter is promoted only if every metric is within these bounds."""
-    max_forget_detection_rate: float = Field(default=0.10, ge=0, le=1, description="Erased model: fraction of forget-prompt images with the concept.")
-    max_retain_clip_drop: float = Field(default=0.03, ge=0, description="Relative drop of the mean CLIP score on retain prompts, (before - after) / before.")
-    max_retain_accuracy_drop: float = Field(default=0.10, ge=0, le=1, description="Drop (points / 100) of the detector's accuracy on retain prompts.")
-    max_kid: float = Field(default=0.05, ge=0, description="KID between original and erased retain images, on CLIP image features.")
-    max_attack_success: float = Field(default=0.50, ge=0, le=1, description="Worst concept rate the recovery attack reached (TI token or paraphrases).")
+    """The gate: promoted only if every metric is within these bounds. A rate is compared by the pessimistic
+    end of its 95% Wilson interval (the upper end of a rate, the upper end of a drop), so a small sample
+    cannot pass on luck. `None` leaves a metric reported but not gated."""
+    max_forget_detection_rate: float = Field(default=0.10, ge=0, le=1, description="Forget prompts, all images: share with the concept (upper 95%).")
+    max_forget_worst_rate: float | None = Field(default=0.50, ge=0, le=1, description="The worst single forget prompt's concept rate (upper 95%): one way of asking left intact.")
+    max_retain_clip_drop: float | None = Field(default=0.03, ge=0, description="Relative drop of the mean CLIP score on held-out retain prompts, (before - after) / before.")
+    max_retain_accuracy_drop: float | None = Field(default=0.10, ge=0, le=1, description="Held-out retain prompts: drop (points / 100) of the detector's accuracy (upper 95%).")
+    max_retain_worst_drop: float | None = Field(default=0.50, ge=0, le=1, description="The worst single held-out retain prompt's accuracy drop (upper 95%): one concept wiped out.")
+    max_neighbour_accuracy_drop: float | None = Field(default=0.10, ge=0, le=1, description="Near neighbours: drop of the detector's accuracy (upper 95%).")
+    max_neighbour_worst_drop: float | None = Field(default=0.50, ge=0, le=1, description="The worst single near neighbour's accuracy drop (upper 95%).")
+    max_kid: float | None = Field(default=0.05, ge=0, description="KID between original and erased held-out retain images, on CLIP image features.")
+    max_attack_success: float = Field(default=0.50, ge=0, le=1, description="Worst concept rate the recovery attack reached (TI restarts or paraphrases; upper 95%).")
+    min_attack_control_rate: float = Field(default=0.90, ge=0, le=1, description="The attack's control on the original model must find the concept this often (point estimate), or the attack is void and the gate fails.")
+    max_collapse_rate: float | None = Field(default=None, ge=0, le=1, description="Forget prompts: share of blank or noise images on the erased model (upper 95%); None: reported only.")
 
 
 class StepResources(Strict):
@@ -212,8 +286,10 @@ class RunConfig(Strict):
         def fix(p: Path | None) -> Path | None:
             return p if p is None or p.is_absolute() else (folder / p).resolve()
         base = self.base_model.model_copy(update={"path": fix(self.base_model.path)})
+        corpus = self.evaluation.retain_corpus
         ev = self.evaluation.model_copy(update={
             "clip_model": fix(self.evaluation.clip_model),
+            "retain_corpus": corpus.model_copy(update={"file": fix(corpus.file)}),
             "detector": self.evaluation.detector.model_copy(update={"path": fix(self.evaluation.detector.path)})})
         return self.model_copy(update={"base_model": base, "evaluation": ev})
 

@@ -78,12 +78,15 @@ def learn_concept_token(ticket_path: str | Path, config_path: str | Path, work: 
 
 
 def request_for(loaded: LoadedTicket, config: RunConfig, token_dir: str | Path | None):
+    """The ticket as an erasure request, with the evaluation's prompt sets in it: training erases every way
+    of asking that is measured and keeps the retain corpus' training part (never its held-out part)."""
     from .erasure.request import ErasureRequest
     from .erasure.textual_inversion import LearnedToken
+    from .evaluation.prompt_sets import with_prompt_sets
 
     token = LearnedToken.load(token_dir) if token_dir else None
-    return ErasureRequest.from_ticket(loaded, retain_prompts=config.evaluation.retain_prompts,
-                                      seed=config.runtime.seed, learned_token=token)
+    request = ErasureRequest.from_ticket(loaded, seed=config.runtime.seed, learned_token=token)
+    return with_prompt_sets(request, config.evaluation)
 
 
 def train_unlearning(ticket_path: str | Path, config_path: str | Path, token_dir: str, work: Path,
@@ -112,8 +115,9 @@ def train_unlearning(ticket_path: str | Path, config_path: str | Path, token_dir
 
 
 def evaluate(ticket_path: str | Path, config_path: str | Path, token_dir: str, adapter_dir: str, work: Path,
-             progress: bool = False) -> dict:
-    """Stage 4: metrics and the report (report.html, grid.png, metrics.json) in work/report."""
+             progress: bool = False, cache_folder: Path | None = None) -> dict:
+    """Stage 4: metrics and the report (report.html, grid.png, metrics.json) in work/report; the original
+    model's images come from `cache_folder` when they were drawn before (image_cache)."""
     from .erasure.result import load_result
     from .evaluation.evaluate import evaluate_result
     from .evaluation.report import identifiers_for, write_report
@@ -121,7 +125,8 @@ def evaluate(ticket_path: str | Path, config_path: str | Path, token_dir: str, a
     loaded, config = load_inputs(ticket_path, config_path)
     model = _model(config)
     result = load_result(adapter_dir)
-    evaluation = evaluate_result(model, result, request_for(loaded, config, token_dir), config, progress=progress)
+    evaluation = evaluate_result(model, result, request_for(loaded, config, token_dir), config, progress=progress,
+                                 cache_folder=cache_folder)
     decision = decide(evaluation.metrics, config.thresholds)
     files = write_report(evaluation, decision, identifiers_for(loaded.ticket, model, result), work / "report",
                          title=f"Lethe erasure report: {loaded.ticket.ticket_id}, '{loaded.ticket.concept}'",
@@ -150,6 +155,11 @@ def register(ticket_path: str | Path, config_path: str | Path, token_dir: str, a
     model = _model(config)
     result = load_result(adapter_dir)
     tags = lineage_tags(loaded, model, result, metrics, config.name, run_id)
+    sets = json.loads((Path(report_dir) / "metrics.json").read_text())["info"].get("prompt_sets", {})
+    # what the evaluation measured, and every prompt dropped for naming the concept: part of the audit trail
+    tags["evaluation_sets"] = json.dumps({k: len(sets.get(k, [])) for k in ("forget", "retain", "neighbours", "paraphrases")}
+                                         | {"corpus": sets.get("corpus", {})}, sort_keys=True)
+    tags["evaluation_removed_prompts"] = json.dumps(sets.get("removed", []), sort_keys=True)
     artefacts = {"adapter": Path(adapter_dir), "token": Path(token_dir), "report": Path(report_dir),
                  "validation": work / VALIDATION_JSON, "config": resolved_config_file(config_path, work),
                  "ticket": loaded.path}

@@ -195,6 +195,7 @@ def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YA
     """Erase the ticket's concept with the configured method and save the result (no evaluation or registry yet)."""
     from components.erasure.methods import METHODS, erase
     from components.erasure.request import ErasureRequest
+    from components.evaluation.prompt_sets import with_prompt_sets
     from components.erasure.textual_inversion import learn_token
 
     cfg = _load_config(config)
@@ -209,8 +210,8 @@ def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YA
         token = learn_token(pipe, ErasureRequest.from_ticket(loaded).concept, loaded.image_paths,
                             erasure.textual_inversion, seed=cfg.runtime.seed, progress=progress)
         token.save(out / "token")
-    request = ErasureRequest.from_ticket(loaded, retain_prompts=cfg.evaluation.retain_prompts,
-                                         seed=cfg.runtime.seed, learned_token=token)
+    request = with_prompt_sets(ErasureRequest.from_ticket(loaded, seed=cfg.runtime.seed, learned_token=token),
+                               cfg.evaluation)
     result = erase(pipe, request, erasure, progress=progress)
     folder = result.save(out / "adapter")
     manifest = json.loads((folder / "lethe_erasure.json").read_text())
@@ -231,6 +232,7 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
 
     Prints each metric against the config's thresholds and the verdict the gate would reach."""
     from components.erasure.request import ErasureRequest
+    from components.evaluation.prompt_sets import with_prompt_sets
     from components.erasure.result import ArtefactError, load_result
     from components.erasure.textual_inversion import LearnedToken
     from components.evaluation.decision import decide, limits_of
@@ -249,8 +251,8 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
     except ArtefactError as err:
         _fail_input(err)
     model = _load_model(cfg)
-    request = ErasureRequest.from_ticket(loaded, retain_prompts=cfg.evaluation.retain_prompts,
-                                         seed=cfg.runtime.seed, learned_token=token)
+    request = with_prompt_sets(ErasureRequest.from_ticket(loaded, seed=cfg.runtime.seed, learned_token=token),
+                               cfg.evaluation)
     try:
         evaluation = evaluate_result(model, result, request, cfg, progress=progress)
     except ModelLoadError as err:

@@ -50,7 +50,8 @@ def train_pending(tickets: list[dict], config_path: str) -> Annotated[list[dict]
 @step
 def evaluate_pending(tickets: list[dict], config_path: str) -> Annotated[list[dict], "evaluated"]:
     return sweep.advance(tickets, "evaluate", lambda i: {
-        "evaluation": takedown.evaluate(i["ticket_path"], config_path, i["token_dir"], i["adapter_dir"], _work(i))})
+        "evaluation": takedown.evaluate(i["ticket_path"], config_path, i["token_dir"], i["adapter_dir"], _work(i),
+                                        cache_folder=lethe_home() / "cache" / "original-images")})
 
 
 @step(enable_cache=False)  # a side effect: one registry version per ticket and run

@@ -96,9 +96,11 @@ def test_erase_with_an_unknown_method_exits_2(tmp_path):
 
 
 def test_evaluate_writes_the_report_and_refuses_a_tampered_adapter(tmp_path):
-    small = toy_config_file(tmp_path, "small", evaluation__images_per_prompt=2, evaluation__forget_templates=["a {concept}"],
-                            evaluation__retain_prompts=[], evaluation__paraphrases=[],
-                            evaluation__attack={"steps": 20, "on_original": False})
+    small = toy_config_file(tmp_path, "small", evaluation__images_per_prompt=2, evaluation__vocabulary=None,
+                            evaluation__forget_templates={"object": ["a {concept}"]},
+                            evaluation__retain_prompts=[], evaluation__paraphrases={},
+                            evaluation__attack={"steps": 20, "on_original": False, "restarts": [{"seed_offset": 0}],
+                                                "templates": ["a {concept}"]})
     erased = runner.invoke(app, ["erase", str(EXAMPLE_TICKET), "--method", "closed_form", "--out", str(tmp_path / "erase"),
                                  "--config", str(small), "--no-progress"])
     assert erased.exit_code == 0, erased.output

@@ -7,17 +7,20 @@ import pytest
 
 from components.erasure.request import Concept, ErasureRequest
 from components.evaluation.decision import decide
-from components.evaluation.evaluate import evaluate, evaluate_result, forget_targets
-from components.run_config import RecoveryAttack
+from components.evaluation.evaluate import evaluate, evaluate_result
+from components.evaluation.prompt_sets import evaluation_sets
+from components.run_config import AttackRestart, RecoveryAttack
 
 RETAIN = ["a blue square", "a green triangle", "a yellow cross"]
 
 
 @pytest.fixture(scope="module")
 def small_config(toy_config):
+    """No vocabulary (so no corpus, no neighbours): just these prompts, to keep the tests cheap."""
     ev = toy_config.evaluation.model_copy(update={
-        "images_per_prompt": 4, "forget_templates": ["a {concept}", "a red {concept}"], "retain_prompts": RETAIN,
-        "paraphrases": ["a round shape"], "attack": RecoveryAttack(steps=150, on_original=True)})
+        "images_per_prompt": 4, "vocabulary": None, "forget_templates": {"object": ["a {concept}", "a red {concept}"]},
+        "retain_prompts": RETAIN, "paraphrases": {"circle": ["a round shape"]},
+        "attack": RecoveryAttack(steps=150, restarts=[AttackRestart()], templates=["a {concept}", "a red {concept}"])})
     return toy_config.model_copy(update={"evaluation": ev})
 
 
@@ -38,9 +41,9 @@ def evaluated(toy_world, small_config, erasure_results, circle_images):
     return evaluate_result(model, erasure_results("closed_form"), request, small_config)
 
 
-def test_forget_prompts_are_the_templates_for_each_concept_then_the_request_s_own():
+def test_forget_prompts_are_the_templates_for_each_concept_then_the_request_s_own(small_config):
     request = ErasureRequest([Concept("circle"), Concept("square")], forget_prompts=["a red circle", "a photo of a ball"])
-    targets = forget_targets(request, ["a {concept}", "a red {concept}"])
+    targets = evaluation_sets(request, small_config.evaluation).forget
     assert list(targets) == ["a circle", "a red circle", "a square", "a red square", "a photo of a ball"]
     assert [c.name for c in targets["a square"]] == ["square"]
     assert [c.name for c in targets["a red circle"]] == ["circle"]  # a template already named it
@@ -51,8 +54,11 @@ def test_an_erased_model_forgets_and_keeps_the_rest(evaluated):
     m = evaluated.metrics
     assert m["forget_detection_rate_before"] >= 0.9
     assert m["forget_detection_rate"] <= 0.1
+    assert m["forget_detection_rate_ci95_high"] == pytest.approx(3.8415 / (8 + 3.8415), abs=1e-3)  # 0 of 8
+    assert m["forget_worst_rate"] <= 0.25
     assert m["forget_clip_score"] < m["forget_clip_score_before"] - 20  # CLIP agrees: the images stopped being circles
     assert m["retain_accuracy_before"] >= 0.9 and m["retain_accuracy_drop"] <= 0.1
+    assert m["retain_accuracy_drop_ci95_high"] > m["retain_accuracy_drop"]  # 12 images cannot prove a small drop
     assert abs(m["retain_clip_drop"]) < 0.03
     assert m["kid"] < 0.05
     assert m["fid"] is None  # 12 images per side: far below FID_MIN_SAMPLES
@@ -61,15 +67,20 @@ def test_an_erased_model_forgets_and_keeps_the_rest(evaluated):
     assert by_prompt["a red circle"].after["rate"] <= 0.25
     assert by_prompt["a red circle"].images_before.shape == (4, 32, 32, 3)
     assert by_prompt["a red circle"].flags_after.dtype == bool
+    # what the erased model draws instead of circles, as the detector sees it, for every forget image
+    assert sum(by_prompt["a red circle"].draws_instead.values()) == 4
+    assert sum(evaluated.info["forget_draws_instead"].values()) == 8
+    assert 0 <= m["collapse_rate"] <= 1 and m["collapse_rate_before"] == 0.0
 
 
 def test_the_recovery_attack_finds_the_concept_in_the_original_model(evaluated):
     m = evaluated.metrics
     # The control: TI with the ticket's images, against the ORIGINAL model, brings circles back.
-    assert m["attack_token_rate_before"] >= 0.75
+    assert m["attack_control_rate"] >= 0.9
     # Against the erased model the same attack is measured and reported, whatever it finds.
     assert 0.0 <= m["attack_token_rate"] <= 1.0
-    assert m["attack_success"] == max(m["attack_token_rate"], m["attack_paraphrase_rate"])
+    assert m["attack_success"] in (m["attack_token_rate"], m["attack_paraphrase_rate"])
+    assert m["attack_success_ci95_high"] == max(m["attack_token_rate_ci95_high"], m["attack_paraphrase_rate_ci95_high"])
     tokens = [r for r in evaluated.prompts if r.group == "token"]
     assert [r.prompt for r in tokens] == ["a <recovered>", "a red <recovered>"]
     assert all(r.images_before is not None and len(r.images_after) == 4 for r in tokens)
@@ -83,14 +94,67 @@ def test_identical_models_change_nothing_and_an_unmeasured_attack_fails_the_gate
     result = evaluate(model.pipeline, model.pipeline, request, small_config, clip, detector)
     m = result.metrics
     assert m["forget_detection_rate"] == m["forget_detection_rate_before"] >= 0.9
-    assert m["retain_clip_drop"] == 0.0 and m["retain_accuracy_drop"] == 0.0
+    assert m["retain_clip_drop"] == 0.0 and m["retain_accuracy_drop"] == 0.0 and m["retain_worst_drop"] == 0.0
     assert abs(m["kid"]) < 1e-9  # the same images on both sides
-    assert m["attack_token_rate"] is None and m["attack_success"] is None
+    assert m["attack_token_rate"] is None and m["attack_success"] is None and m["attack_control_rate"] is None
     assert any("recovery attack by TI not run" in n for n in result.info["notes"])
+    assert any("no near neighbours" in n for n in result.info["notes"])
     decision = decide(m, small_config.thresholds)
     assert not decision.passed  # nothing was erased, and the attack was not measured
-    assert [c.metric for c in decision.checks if not c.passed] == ["forget_detection_rate", "attack_success"]
+    failed = {c.metric for c in decision.checks if not c.passed}
+    assert {"forget_detection_rate", "forget_worst_rate", "attack_success", "attack_control_rate",
+            "neighbour_accuracy_drop"} <= failed
+    # unchanged retain images, but 12 of them: the drop's pessimistic end (1 - 0.757) is above the 10% bar
+    assert "retain_accuracy_drop" in failed and m["retain_accuracy_drop_ci95_high"] == pytest.approx(0.2425, abs=1e-3)
     assert "attack_success: not measured (a missing metric fails the gate)" in decision.reasons
+
+
+def test_a_harmful_adapter_that_also_wipes_out_another_shape_is_rejected_by_the_worst_drop(
+        toy_world, small_config, erasure_results, circle_images):
+    """Method C told to erase circle AND cross, judged as a circle ticket: forget is perfect, and with a broad
+    retain set the means may still look tolerable, but one retain prompt went from drawn to gone."""
+    model, _ = toy_world
+    ev = small_config.evaluation.model_copy(update={
+        "retain_prompts": ["a blue square", "a green triangle", "a red square", "a yellow triangle", "a green square",
+                           "a blue triangle", "a yellow cross"], "paraphrases": {}})
+    config = small_config.model_copy(update={"evaluation": ev})
+    request = ErasureRequest([Concept("circle")], images=circle_images, seed=0)
+    result = evaluate_result(model, erasure_results("closed_form", ("circle", "cross")), request, config)
+    m = result.metrics
+    decision = decide(m, config.thresholds)
+    cross = next(r for r in result.prompts if r.prompt == "a yellow cross")
+    assert cross.before["rate"] >= 0.75 and cross.after["rate"] <= 0.25  # wiped out
+    assert m["retain_worst_drop"] >= 0.5
+    assert not decision.passed
+    worst = next(c for c in decision.checks if c.metric == "retain_worst_drop")
+    assert not worst.passed and "above the limit 0.5" in worst.reason
+    assert result.info["worst_retain_prompt"]["prompt"] == "a yellow cross"
+
+
+def test_retain_prompts_naming_the_concept_are_removed_and_recorded(small_config, toy_config):
+    ev = small_config.evaluation.model_copy(update={"retain_prompts": ["a red circle", "a blue square", "a ring"]})
+    request = ErasureRequest([Concept("circle", aliases=("ring",))], retain_prompts=["a photo of a ball"],
+                             forget_prompts=["a photo of a ball"])
+    sets = evaluation_sets(request, ev)
+    assert sets.retain == ["a blue square"] and "a blue square" in sets.training_retain
+    assert [(r.prompt, r.source, r.names) for r in sets.removed] == [
+        ("a red circle", "config retain_prompts", "circle"), ("a ring", "config retain_prompts", "ring"),
+        ("a photo of a ball", "ticket retain_prompts", "a photo of a ball")]
+    assert "a ring" in sets.forget and "a red ring" in sets.forget  # aliases fill the forget templates too
+
+
+def test_the_toy_retain_corpus_is_split_and_never_names_the_concept(toy_config):
+    from components.prompt_terms import names
+
+    for concept in ("circle", "square", "triangle", "cross", "red", "green", "blue", "yellow"):
+        sets = evaluation_sets(ErasureRequest([Concept(concept)]), toy_config.evaluation)
+        assert not any(names(p, concept) for p in [*sets.retain, *sets.training_retain, *sets.neighbours])
+        assert set(sets.retain).isdisjoint(sets.training_retain)  # held out: training never sees them
+        assert len(sets.retain) >= 10 and len(sets.training_retain) >= 10 and len(sets.neighbours) == 12
+        assert len(sets.forget) >= 10 and all(names(p, concept) for p in sets.forget)
+        # the split is by prompt, the same for every ticket: a prompt held out for one is held out for all
+        other = evaluation_sets(ErasureRequest([Concept("cross" if concept != "cross" else "circle")]), toy_config.evaluation)
+        assert set(sets.retain) & set(other.training_retain) == set()
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -132,6 +196,7 @@ def test_report_is_one_self_contained_html_whose_images_all_decode(evaluated, sm
     assert parser.links == []  # nothing outside the file: it opens the same in an air-gapped audit
     # 3 shown per side: forget 2, retain 3, paraphrase 1, token 2 prompts, every one drawn by both models
     assert len(parser.sources) == 3 * 2 * (2 + 3 + 1 + 2)
+    assert "95% interval" in page and "What was measured" in page
     for src in parser.sources:
         assert src.startswith("data:image/png;base64,")
         image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
@@ -183,3 +248,22 @@ def test_report_renders_in_headless_chromium(evaluated, small_config, tmp_path):
     banner = (0xE3, 0xF4, 0xE6) if decision.passed else (0xFB, 0xE5, 0xE5)
     assert (pixels == banner).all(1).mean() > 0.005  # the verdict banner is drawn
     assert len(np.unique(pixels, axis=0)) > 500  # and the page shows images, not just text
+
+
+def test_a_warm_cache_draws_only_the_erased_model_s_images_and_changes_no_metric(
+        toy_world, small_config, erasure_results, circle_images, tmp_path):
+    model, _ = toy_world
+    ev = small_config.evaluation.model_copy(update={
+        "images_per_prompt": 2, "attack": RecoveryAttack(steps=10, restarts=[AttackRestart()], templates=["a {concept}"])})
+    config = small_config.model_copy(update={"evaluation": ev})
+    request = ErasureRequest([Concept("circle")], images=circle_images, seed=0)
+    result = erasure_results("closed_form")
+    cold = evaluate_result(model, result, request, config, cache_folder=tmp_path / "cache")
+    warm = evaluate_result(model, result, request, config, cache_folder=tmp_path / "cache")
+    prompts = len({r.prompt for r in cold.prompts if r.group not in ("token",)})
+    assert cold.info["original_image_cache"]["images_drawn"] == 2 * prompts
+    assert warm.info["original_image_cache"] == {"folder": str(tmp_path / "cache"), "images_read": 2 * prompts,
+                                                  "images_drawn": 0}
+    assert warm.metrics == cold.metrics
+    for a, b in zip(cold.prompts, warm.prompts):
+        assert np.array_equal(a.images_before, b.images_before) and np.array_equal(a.images_after, b.images_after)

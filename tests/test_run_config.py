@@ -84,9 +84,22 @@ def test_path_and_hub_id_are_exclusive(tmp_path):
 
 def test_forget_templates_need_the_placeholder(tmp_path):
     data = _toy_dict()
-    data["evaluation"]["forget_templates"] = ["a photo of a thing"]
+    data["evaluation"]["forget_templates"] = {"object": ["a photo of a thing"]}
     (field, rule), = _problems(_write(tmp_path, data))
     assert field == "evaluation" and "{concept}" in rule
+
+
+def test_paraphrases_and_forget_templates_are_per_concept_and_per_kind_never_one_list(tmp_path):
+    data = _toy_dict()
+    data["evaluation"]["paraphrases"] = ["a round shape"]  # one list for every concept: the issue-8 bug
+    data["evaluation"]["forget_templates"] = ["a {concept}"]
+    problems = dict(_problems(_write(tmp_path, data)))
+    assert "valid dictionary" in problems["evaluation.paraphrases"]
+    assert "valid dictionary" in problems["evaluation.forget_templates"]
+    data = _toy_dict()
+    data["evaluation"]["vocabulary"]["captions"] = ["a {colour} {size}"]
+    (field, rule), = _problems(_write(tmp_path, data))
+    assert field == "evaluation.vocabulary" and "slots from ['colour', 'shape']" in rule
 
 
 def test_yaml_syntax_and_shape_errors(tmp_path):

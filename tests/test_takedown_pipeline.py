@@ -19,13 +19,23 @@ from conftest import EXAMPLE_TICKET, REPO, toy_config_file
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
+# A few prompts at 2 images each cannot show anything at 95%: the bars that need more images are lifted
+# here (the pipeline and the gate's enforcement are what is tested, not method C or the default bars).
+LIFTED = {"thresholds__max_attack_success": 1.0, "thresholds__min_attack_control_rate": 0.0,
+          "thresholds__max_forget_detection_rate": 1.0, "thresholds__max_forget_worst_rate": None,
+          "thresholds__max_retain_accuracy_drop": 1.0, "thresholds__max_retain_worst_drop": None,
+          "thresholds__max_neighbour_accuracy_drop": None, "thresholds__max_neighbour_worst_drop": None}
+
+
 def small_config(folder: Path, name: str, **changes) -> Path:
-    """Method C, 2 images per prompt, 20-step TIs; the attack limit is lifted (a 20-step attack says
-    little: the gate is what is tested here, not method C)."""
+    """Method C, 2 images per prompt, 20-step TIs, no vocabulary (only the ticket's own and the config's
+    prompts), one attack restart; a config retain prompt that names the concept, to be removed."""
     small = {"erasure__method": "closed_form", "erasure__textual_inversion__steps": 20,
-             "evaluation__images_per_prompt": 2, "evaluation__forget_templates": ["a {concept}"],
-             "evaluation__retain_prompts": [], "evaluation__paraphrases": [], "evaluation__attack": {"steps": 20},
-             "thresholds__max_attack_success": 1.0}
+             "evaluation__images_per_prompt": 2, "evaluation__vocabulary": None,
+             "evaluation__forget_templates": {"object": ["a {concept}"]},
+             "evaluation__retain_prompts": ["a green cross", "a red circle"], "evaluation__paraphrases": {},
+             "evaluation__attack": {"steps": 20, "restarts": [{"seed_offset": 0}], "templates": ["a {concept}"]},
+             **LIFTED}
     return toy_config_file(folder, name, **{**small, **changes})
 
 
@@ -67,6 +77,10 @@ def test_the_demo_ticket_is_registered_with_its_lineage_and_promoted(home, promo
     assert sorted(json.loads(tags["images"])) == [f"circle_{i}.png" for i in range(1, 6)]
     assert record["artefacts"] == ["adapter", "config", "report", "ticket", "token", "validation"]
     assert record["metrics"]["forget_detection_rate"] <= 0.1
+    # the config's retain prompt that names the concept was removed from both sets, and the audit trail says so
+    assert json.loads(tags["evaluation_removed_prompts"]) == [
+        {"prompt": "a red circle", "source": "config retain_prompts", "names": "circle"}]
+    assert json.loads(tags["evaluation_sets"])["retain"] == 3  # a green cross + the ticket's two
 
 
 def test_impossible_thresholds_give_a_rejected_version_and_no_alias(home, promoted, tmp_path):

@@ -16,8 +16,15 @@ if TYPE_CHECKING:
 class Concept:
     name: str
     kind: str = "object"  # object | style | identity | logo | other: picks the prompt templates
+    aliases: tuple[str, ...] = ()  # other names people prompt it with
+
+    @property
+    def terms(self) -> list[str]:
+        """The name, then the aliases: every word that asks for the concept."""
+        return [self.name, *self.aliases]
 
     def __post_init__(self):
+        object.__setattr__(self, "aliases", tuple(self.aliases))
         if not self.name.strip():
             raise ValueError("a concept needs a non-empty name")
         if self.kind not in CONCEPT_KINDS:
@@ -34,9 +41,15 @@ class ErasureRequest:
     concepts: list[Concept]
     images: list[Path] = field(default_factory=list)  # the few-shot images (methods A and B, and TI)
     forget_prompts: list[str] = field(default_factory=list)  # extra prompts that name the concept
-    retain_prompts: list[str] = field(default_factory=list)  # prompts whose outputs must not change
+    retain_prompts: list[str] = field(default_factory=list)  # named prompts whose outputs must not change
     seed: int = 0
     learned_token: "LearnedToken | None" = None  # from the TI step; method A learns one if absent
+    paraphrases: list[str] = field(default_factory=list)  # describe the concept without its name (the attack)
+    neighbours: list[str] = field(default_factory=list)  # things close to the concept that must survive
+    # From the evaluation's prompt sets (prompt_sets.evaluation_sets): every other way of asking for the
+    # concept, and the retain corpus' training part, so that training erases and protects what is measured.
+    training_forget: list[str] = field(default_factory=list)
+    training_retain: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if not self.concepts:
@@ -54,18 +67,18 @@ class ErasureRequest:
     def concept_prompts(self) -> list[str]:
         """Every concept's kind templates filled with its name, then the extra forget prompts (deduplicated)."""
         filled = [p for c in self.concepts for p in fill(templates_for(c.kind), c.name)]
-        return list(dict.fromkeys([*filled, *self.forget_prompts]))
+        return list(dict.fromkeys([*filled, *self.forget_prompts, *self.training_forget]))
 
     def kept_prompts(self) -> list[str]:
         """The retain prompts plus the empty prompt: classifier-free guidance's unconditional branch reads
         it for every image, so every method keeps it fixed (UCE's own script preserves '' too)."""
-        return list(dict.fromkeys([*self.retain_prompts, ""]))
+        return list(dict.fromkeys([*self.retain_prompts, *self.training_retain, ""]))
 
     @classmethod
-    def from_ticket(cls, loaded: "LoadedTicket", retain_prompts: list[str] = (), seed: int = 0,
+    def from_ticket(cls, loaded: "LoadedTicket", seed: int = 0,
                     learned_token: "LearnedToken | None" = None) -> "ErasureRequest":
         t = loaded.ticket
-        return cls(concepts=[Concept(t.concept, t.kind.value)], images=list(loaded.image_paths),
-                   forget_prompts=list(t.forget_prompts),
-                   retain_prompts=list(dict.fromkeys([*t.retain_prompts, *retain_prompts])),
+        return cls(concepts=[Concept(t.concept, t.kind.value, tuple(t.aliases))], images=list(loaded.image_paths),
+                   forget_prompts=list(t.forget_prompts), retain_prompts=list(t.retain_prompts),
+                   paraphrases=list(t.paraphrases), neighbours=list(t.neighbours),
                    seed=seed, learned_token=learned_token)

@@ -27,6 +27,9 @@ class PresenceDetector(Protocol):
     def matches_prompt(self, images: np.ndarray, prompt: str, concept: Concept) -> np.ndarray | None:
         """Per image: True where it still shows what `prompt` asks for; None if this judge cannot tell."""
 
+    def describe(self, images: np.ndarray, concept: Concept) -> list[str]:
+        """Per image: what the judge sees, in a few words (what an erased prompt draws instead)."""
+
 
 class ToyDetector:
     """Shapes and colours by the toy world's detector; a concept is a shape or a colour name."""
@@ -55,6 +58,9 @@ class ToyDetector:
         return np.array([all(d.shape == s for s in shapes) and all(d.colour == c for c in colours)
                          for d in self.model.detect(images)])
 
+    def describe(self, images: np.ndarray, concept: Concept) -> list[str]:
+        return [f"{d.colour} {d.shape if d.shape != 'other' else 'other shape'}" for d in self.model.detect(images)]
+
 
 class ClipZeroShotDetector:
     """CLIP chooses among the concept's name prompt and the alternatives; present = the concept wins."""
@@ -69,6 +75,10 @@ class ClipZeroShotDetector:
     def matches_prompt(self, images: np.ndarray, prompt: str, concept: Concept) -> np.ndarray | None:
         candidates = list(dict.fromkeys([prompt, concept.text, *self.alternatives]))
         return self.clip.zero_shot(images, candidates) == 0
+
+    def describe(self, images: np.ndarray, concept: Concept) -> list[str]:
+        candidates = [concept.text, *self.alternatives]
+        return [candidates[i] for i in self.clip.zero_shot(images, candidates)]
 
 
 class CustomDetector:
@@ -91,6 +101,12 @@ class CustomDetector:
     def matches_prompt(self, images: np.ndarray, prompt: str, concept: Concept) -> np.ndarray | None:
         fn = getattr(self.module, "matches_prompt", None)
         return None if fn is None else _bools(fn(images, prompt), len(images), "matches_prompt")
+
+    def describe(self, images: np.ndarray, concept: Concept) -> list[str]:
+        fn = getattr(self.module, "describe", None)
+        if fn is not None:
+            return [str(v) for v in fn(images)]
+        return ["concept" if p else "not the concept" for p in self.concept_present(images, concept)]
 
 
 def _bools(values, n: int, name: str) -> np.ndarray:

@@ -1,47 +1,64 @@
-"""Evaluate an erasure: forget, retain and recovery-attack metrics, original vs erased, same seeds.
+"""Evaluate an erasure: forget, retain, neighbour and recovery-attack metrics, original vs erased, same seeds.
 
-Every prompt is drawn `images_per_prompt` times by both models from the same starting noise, so a
-before/after pair differs only by the erasure. Metrics (flat names, the ones the gate reads):
+The prompts come from prompt_sets.evaluation_sets (every way of asking for the concept; a held-out retain
+corpus that never names it; near neighbours; per-concept paraphrases). Every prompt is drawn
+`images_per_prompt` times by both models from the same starting noise, so a before/after pair differs only
+by the erasure. Metrics (flat names, the ones the gate reads; rates also carry `_ci95_low`/`_ci95_high`,
+the 95% Wilson interval, and drops `_ci95_high`, their pessimistic end):
 
-- forget_detection_rate[_before]: fraction of forget-prompt images where the detector finds a concept;
+- forget_detection_rate[_before]: share of forget-prompt images in which the detector finds a concept;
+- forget_worst_rate[_before]: the same for the worst single forget prompt (one way of asking left intact);
 - forget_clip_score[_before]: CLIP score (100 * cos) of those images against the concept's text;
-- retain_clip_score[_before], retain_clip_drop = (before - after) / before, on the retain prompts;
-- retain_accuracy[_before], retain_accuracy_drop = before - after: the detector agrees with the prompt;
+- retain_accuracy[_before], retain_accuracy_drop: the detector agrees with the (held-out) retain prompt;
+- retain_worst_drop: the largest drop of a single retain prompt (one unrelated concept wiped out);
+- retain_clip_score[_before], retain_clip_drop = (before - after) / before;
+- neighbour_accuracy[_before], neighbour_accuracy_drop, neighbour_worst_drop: the same on near neighbours;
 - kid (and kid_std), fid (only from FID_MIN_SAMPLES images): original vs erased retain images, CLIP features;
-- attack_token_rate[_before]: concept rate of a TI token learned on the erased [original] model;
-- attack_paraphrase_rate[_before]: concept rate of the configured paraphrases;
-- attack_success: the worse of the two attack rates on the erased model.
+- attack_token_rate: the worst concept rate of the TI restarts against the erased model;
+  attack_control_rate: the first restart's TI against the original (the attack is void if it misses);
+- attack_paraphrase_rate[_before]: concept rate of the paraphrases;
+- attack_success: the worse of the two attack rates on the erased model;
+- collapse_rate[_before]: share of forget-prompt images that are blank or noise.
 A value that could not be measured is None, which the gate treats as a failure.
 """
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..erasure.request import Concept, ErasureRequest
+from .collapse import collapse_kinds
 from .distribution_distance import FID_MIN_SAMPLES, frechet_distance, kernel_inception_distance
 from .generation import generate
+from .intervals import drop_with_bound, rate_with_interval
+from .prompt_sets import EvaluationSets, evaluation_sets
 from .recovery_attack import learn_attack_token, token_pipeline
+
+RATE_GROUPS = ("forget", "paraphrase", "token")  # rate = concept found; in retain / neighbour: prompt matched
 
 
 @dataclass
 class PromptResult:
-    group: str  # forget | retain | paraphrase | token (the last two are the recovery attack)
+    group: str  # forget | retain | neighbour | paraphrase | token (the last two are the recovery attack)
     prompt: str
-    measure: str  # what `rate` means: "concept rate" (forget, attack) or "accuracy" (retain)
-    before: dict  # {"rate": float | None, "clip_score": float | None}; empty when not drawn by the original
+    measure: str  # what `rate` means: "concept rate" (forget, attack) or "accuracy" (retain, neighbour)
+    before: dict  # {"rate", "clip_score", "low", "high", "n"}; empty when not drawn by the original
     after: dict
     images_before: np.ndarray | None = field(default=None, repr=False)
     images_after: np.ndarray | None = field(default=None, repr=False)
     # per image: the concept was found (forget, paraphrase, token) / the image matches its prompt (retain)
     flags_before: np.ndarray | None = field(default=None, repr=False)
     flags_after: np.ndarray | None = field(default=None, repr=False)
+    label: str = ""  # shown instead of the prompt where the prompt alone is ambiguous (attack restarts)
+    draws_instead: dict = field(default_factory=dict)  # forget rows: what the judge sees on the erased side
 
     def as_dict(self) -> dict:
-        return {"group": self.group, "prompt": self.prompt, "measure": self.measure,
-                "before": self.before, "after": self.after}
+        return {"group": self.group, "prompt": self.prompt, "label": self.label or self.prompt,
+                "measure": self.measure, "before": self.before, "after": self.after,
+                **({"draws_instead": self.draws_instead} if self.draws_instead else {})}
 
 
 @dataclass
@@ -49,27 +66,24 @@ class EvaluationResult:
     metrics: dict[str, float | None]
     prompts: list[PromptResult]
     info: dict
-    attack_token: object = None  # the LearnedToken found on the erased model (an artefact for the audit)
+    attack_token: object = None  # the LearnedToken of the strongest restart on the erased model (audit)
+    sets: EvaluationSets | None = None
 
     def as_dict(self) -> dict:
         return {"metrics": self.metrics, "prompts": [p.as_dict() for p in self.prompts], "info": self.info}
 
 
-def forget_targets(request: ErasureRequest, templates: list[str]) -> dict[str, list[Concept]]:
-    """Forget prompt -> the concepts it names: each template filled with each concept's name, then the
-    request's own forget prompts (which may name any of them)."""
-    targets: dict[str, list[Concept]] = {}
-    for concept in request.concepts:
-        for template in templates:
-            targets.setdefault(template.format(concept=concept.name), []).append(concept)
-    for prompt in request.forget_prompts:
-        targets.setdefault(prompt, list(request.concepts))
-    return targets
-
-
 def _mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
+
+
+def _summary(flags, clip_scores) -> dict:
+    out = {"clip_score": float(np.mean(clip_scores))}
+    if flags is None:
+        return {**out, "rate": None}
+    interval = rate_with_interval(flags)
+    return {**out, "rate": interval["rate"], "low": interval["low"], "high": interval["high"], "n": interval["n"]}
 
 
 class _Judge:
@@ -81,123 +95,233 @@ class _Judge:
     def concept(self, images: np.ndarray, concepts: list[Concept]) -> tuple[dict, np.ndarray]:
         present = np.any([self.detector.concept_present(images, c) for c in concepts], axis=0)
         clip = np.max([self.clip.clip_scores(images, c.text) for c in concepts], axis=0)
-        return {"rate": float(present.mean()), "clip_score": float(clip.mean())}, present
+        return _summary(present, clip), present
 
     def retain(self, images: np.ndarray, prompt: str, concept: Concept) -> tuple[dict, np.ndarray | None]:
         match = self.detector.matches_prompt(images, prompt, concept)
-        return {"rate": None if match is None else float(np.mean(match)),
-                "clip_score": float(self.clip.clip_scores(images, prompt).mean())}, match
+        match = None if match is None else np.asarray(match, dtype=bool)
+        return _summary(match, self.clip.clip_scores(images, prompt)), match
+
+    def draws_instead(self, images: np.ndarray, concept: Concept) -> dict[str, int]:
+        collapsed = collapse_kinds(images)
+        seen = self.detector.describe(images, concept)
+        return dict(Counter(c or s for c, s in zip(collapsed, seen)).most_common())
 
 
-def _row(group: str, prompt: str, measure: str, score, before, after) -> PromptResult:
+def _row(group: str, prompt: str, measure: str, score, before, after, label: str = "") -> PromptResult:
     """score(images) -> (summary, flags), applied to both sides; `before` may be None (not drawn)."""
     (sb, fb), (sa, fa) = score(before) if before is not None else ({}, None), score(after)
-    return PromptResult(group, prompt, measure, sb, sa, before, after, fb, fa)
+    return PromptResult(group, prompt, measure, sb, sa, before, after, fb, fa, label)
 
 
-def evaluate(original, erased, request: ErasureRequest, config, clip, detector, progress: bool = False) -> EvaluationResult:
-    """original / erased: pipelines; config: the RunConfig; clip: ClipFeatures; detector: a PresenceDetector."""
+def evaluate(original, erased, request: ErasureRequest, config, clip, detector, progress: bool = False,
+             original_cache=None) -> EvaluationResult:
+    """original / erased: pipelines; config: the RunConfig; clip: ClipFeatures; detector: a PresenceDetector;
+    original_cache: an image_cache.OriginalImageCache for the original's images (None: draw them)."""
     ev, seed = config.evaluation, config.runtime.seed
     judge = _Judge(detector, clip)
-    targets = forget_targets(request, ev.forget_templates)
-    retain = list(dict.fromkeys([*request.retain_prompts, *ev.retain_prompts]))
-    paraphrases = list(dict.fromkeys(ev.paraphrases))
-    prompts = [*targets, *retain, *paraphrases]
+    sets = evaluation_sets(request, ev)
+    prompts = list(dict.fromkeys([*sets.forget, *sets.retain, *sets.neighbours, *sets.paraphrases]))
     draw = dict(images_per_prompt=ev.images_per_prompt, sampling=config.sampling, seed=seed,
                 batch_size=ev.batch_size, progress=progress)
 
     t0 = time.perf_counter()
-    before = generate(original, prompts, desc="original model", **draw)
+    before = (original_cache.generate if original_cache else generate)(original, prompts, desc="original model", **draw)
     after = generate(erased, prompts, desc="erased model", **draw)
     generation_s = time.perf_counter() - t0
-    generated = 2 * len(prompts) * ev.images_per_prompt
+    generated = len(prompts) * ev.images_per_prompt + (original_cache.misses if original_cache else
+                                                        len(prompts) * ev.images_per_prompt)
     first = request.concepts[0]
-    rows = [_row("forget", p, "concept rate", lambda im, cs=cs: judge.concept(im, cs), before[p], after[p])
-            for p, cs in targets.items()]
-    rows += [_row("retain", p, "accuracy", lambda im, p=p: judge.retain(im, p, first), before[p], after[p])
-             for p in retain]
+    rows = []
+    for p, cs in sets.forget.items():
+        row = _row("forget", p, "concept rate", lambda im, cs=cs: judge.concept(im, cs), before[p], after[p])
+        row.draws_instead = judge.draws_instead(after[p], cs[0])
+        rows.append(row)
+    for group, group_prompts in (("retain", sets.retain), ("neighbour", sets.neighbours)):
+        rows += [_row(group, p, "accuracy", lambda im, p=p: judge.retain(im, p, first), before[p], after[p])
+                 for p in group_prompts]
     rows += [_row("paraphrase", p, "concept rate", lambda im: judge.concept(im, request.concepts), before[p], after[p])
-             for p in paraphrases]
+             for p in sets.paraphrases]
 
     t1 = time.perf_counter()
     attack_rows, attack_token, notes = _token_attack(original, erased, request, config, judge, draw, progress)
     rows += attack_rows
     attack_s = time.perf_counter() - t1
 
-    retain_before = np.concatenate([before[p] for p in retain]) if retain else None
-    retain_after = np.concatenate([after[p] for p in retain]) if retain else None
-    metrics = _metrics(rows, clip, retain_before, retain_after, seed)
-    if not retain:
+    metrics = _metrics(rows, clip, seed)
+    if not sets.retain:
         notes.append("no retain prompts: retain metrics and KID are not measured (the gate fails closed)")
+    if not sets.neighbours:
+        notes.append("no near neighbours: give the ticket a `neighbours` list (the gate fails closed on neighbour "
+                     "metrics it cannot measure)")
+    if metrics["attack_control_rate"] is not None and metrics["attack_control_rate"] < config.thresholds.min_attack_control_rate:
+        notes.append(f"the recovery attack is void: on the original model its control found the concept in only "
+                     f"{100 * metrics['attack_control_rate']:.0f}% of images")
     info = {
-        "concepts": [{"name": c.name, "kind": c.kind} for c in request.concepts],
+        "concepts": [{"name": c.name, "kind": c.kind, "aliases": list(c.aliases)} for c in request.concepts],
         "images_per_prompt": ev.images_per_prompt, "seed": seed, "sampling": config.sampling.model_dump(),
         "detector": detector.description, "clip_model": clip.source,
         "images_drawn": generated + sum(
             len(r.images_after) + (0 if r.images_before is None else len(r.images_before))
             for r in attack_rows),
         "generation_s": generation_s, "attack_s": attack_s, "notes": notes,
+        "original_image_cache": original_cache.as_dict() if original_cache else None,
+        "worst_forget_prompt": _worst(rows, "forget", "rate"),
+        "worst_retain_prompt": _worst(rows, "retain", "drop"), "worst_neighbour_prompt": _worst(rows, "neighbour", "drop"),
+        "forget_draws_instead": dict(sum((Counter(r.draws_instead) for r in rows if r.group == "forget"), Counter()).most_common()),
+        "prompt_sets": sets.as_dict(),
     }
     info["generation_images_per_s"] = generated / generation_s if generation_s else None
-    return EvaluationResult(metrics, rows, info, attack_token)
+    return EvaluationResult(metrics, rows, info, attack_token, sets)
 
 
 def _token_attack(original, erased, request, config, judge, draw, progress):
-    """TI on the erased model (and on the original as the control); rows for the token prompts."""
+    """TI restarts on the erased model, the first one also on the original (the control); rows per prompt."""
     ev, notes = config.evaluation, []
     if len(request.concepts) != 1 or not request.images:
         notes.append("recovery attack by TI not run: it needs one concept and its images "
                      f"(this request has {len(request.concepts)} concepts, {len(request.images)} images)")
         return [], None, notes
-    concept = request.concept
-    ti = config.erasure.textual_inversion
-    erased_token = learn_attack_token(erased, concept, request.images, ti, ev.attack, config.runtime.seed, progress)
-    erased_pipe, attack = token_pipeline(erased, erased_token, ev.forget_templates)
-    after = generate(erased_pipe, attack.prompts, desc="attack on erased model", **draw)
-    control = None
-    if request.learned_token is not None:  # method A learned it on the original with these images already
-        control = token_pipeline(original, request.learned_token, ev.forget_templates)
-    elif ev.attack.on_original:
-        control = token_pipeline(original, learn_attack_token(original, concept, request.images, ti, ev.attack,
-                                                              config.runtime.seed, progress), ev.forget_templates)
-    before = generate(control[0], control[1].prompts, desc="attack on original model", **draw) if control else {}
-    rows = [_row("token", prompt, "concept rate", lambda im: judge.concept(im, [concept]),
-                 before[control[1].prompts[k]] if control else None, after[prompt])
-            for k, prompt in enumerate(attack.prompts)]
-    return rows, erased_token, notes
+    concept, ti = request.concept, config.erasure.textual_inversion
+    rows, strongest = [], (None, -1.0)
+    for k, restart in enumerate(ev.attack.restarts):
+        params = ti.model_copy(update={"init_word": restart.init_word or ti.init_word})
+        run_seed = config.runtime.seed + restart.seed_offset
+        token = learn_attack_token(erased, concept, request.images, params, ev.attack, run_seed, progress)
+        erased_pipe, attack = token_pipeline(erased, token, ev.attack.templates)
+        after = generate(erased_pipe, attack.prompts, desc=f"attack {k + 1} on erased model", **draw)
+        control = None
+        if k == 0 and request.learned_token is not None:  # method A learned it on the original with these images
+            control = token_pipeline(original, request.learned_token, ev.attack.templates)
+        elif k == 0 and ev.attack.on_original:
+            control = token_pipeline(original, learn_attack_token(original, concept, request.images, params, ev.attack,
+                                                                  run_seed, progress), ev.attack.templates)
+        before = generate(control[0], control[1].prompts, desc="attack control on original model", **draw) if control else {}
+        label = f"TI run {k + 1} (seed {run_seed}, init {params.init_word or 'mean embedding'!r})"
+        run_rows = [_row("token", prompt, "concept rate", lambda im: judge.concept(im, [concept]),
+                         before[control[1].prompts[i]] if control else None, after[prompt], f"{label}: {prompt}")
+                    for i, prompt in enumerate(attack.prompts)]
+        rate = float(np.mean(np.concatenate([r.flags_after for r in run_rows])))
+        if rate > strongest[1]:
+            strongest = (token, rate)
+        rows += run_rows
+    return rows, strongest[0], notes
 
 
-def _metrics(rows: list[PromptResult], clip, retain_before, retain_after, seed: int) -> dict[str, float | None]:
-    def of(group: str, side: str, key: str) -> float | None:
-        return _mean(getattr(r, side).get(key) for r in rows if r.group == group)
+def _pooled(rows, side: str) -> np.ndarray | None:
+    flags = [getattr(r, f"flags_{side}") for r in rows]
+    flags = [f for f in flags if f is not None]
+    return np.concatenate(flags) if flags else None
 
-    m: dict[str, float | None] = {
-        "forget_detection_rate_before": of("forget", "before", "rate"),
-        "forget_detection_rate": of("forget", "after", "rate"),
-        "forget_clip_score_before": of("forget", "before", "clip_score"),
-        "forget_clip_score": of("forget", "after", "clip_score"),
-        "retain_clip_score_before": of("retain", "before", "clip_score"),
-        "retain_clip_score": of("retain", "after", "clip_score"),
-        "retain_accuracy_before": of("retain", "before", "rate"),
-        "retain_accuracy": of("retain", "after", "rate"),
-        "attack_token_rate_before": of("token", "before", "rate"),
-        "attack_token_rate": of("token", "after", "rate"),
-        "attack_paraphrase_rate_before": of("paraphrase", "before", "rate"),
-        "attack_paraphrase_rate": of("paraphrase", "after", "rate"),
-    }
+
+def _rate_metrics(m: dict, name: str, rows, sides=("before", "after")) -> None:
+    """name[_before] with its 95% interval, pooled over the rows' images."""
+    for side in sides:
+        key = name if side == "after" else f"{name}_before"
+        flags = _pooled(rows, side)
+        if flags is None or not len(flags):
+            m[key] = None
+            continue
+        interval = rate_with_interval(flags)
+        m[key], m[f"{key}_ci95_low"], m[f"{key}_ci95_high"] = interval["rate"], interval["low"], interval["high"]
+
+
+def _drop_metrics(m: dict, name: str, rows) -> None:
+    """<name>_accuracy[_before], <name>_accuracy_drop (pooled) and <name>_worst_drop, with pessimistic ends."""
+    judged = [r for r in rows if r.flags_after is not None and r.flags_before is not None]
+    _rate_metrics(m, f"{name}_accuracy", judged)
+    m[f"{name}_accuracy_drop"] = m[f"{name}_worst_drop"] = None
+    if not judged:
+        return
+    pooled = drop_with_bound(float(_pooled(judged, "before").mean()), _pooled(judged, "after"))
+    m[f"{name}_accuracy_drop"], m[f"{name}_accuracy_drop_ci95_high"] = pooled["drop"], pooled["high"]
+    drops = [drop_with_bound(float(r.flags_before.mean()), r.flags_after) for r in judged]
+    m[f"{name}_worst_drop"] = max(d["drop"] for d in drops)
+    m[f"{name}_worst_drop_ci95_high"] = max(d["high"] for d in drops)
+
+
+def _worst(rows, group: str, how: str) -> dict | None:
+    """The prompt that set a worst-case metric, for the report."""
+    judged = [r for r in rows if r.group == group and r.flags_after is not None]
+    if not judged:
+        return None
+    if how == "rate":
+        r = max(judged, key=lambda r: (r.after["high"], r.after["rate"]))
+        return {"prompt": r.prompt, "rate": r.after["rate"], "ci95_high": r.after["high"]}
+    judged = [r for r in judged if r.flags_before is not None]
+    if not judged:
+        return None
+    r = max(judged, key=lambda r: drop_with_bound(r.before["rate"], r.flags_after)["high"])
+    return {"prompt": r.prompt, "before": r.before["rate"], "after": r.after["rate"]}
+
+
+def _metrics(rows: list[PromptResult], clip, seed: int) -> dict[str, float | None]:
+    def group(name: str) -> list[PromptResult]:
+        return [r for r in rows if r.group == name]
+
+    def mean_of(name: str, side: str, key: str) -> float | None:
+        return _mean(getattr(r, side).get(key) for r in group(name))
+
+    m: dict[str, float | None] = {}
+    forget = group("forget")
+    _rate_metrics(m, "forget_detection_rate", forget)
+    for side, key in (("before", "forget_worst_rate_before"), ("after", "forget_worst_rate")):
+        sides = [getattr(r, side) for r in forget if getattr(r, side).get("rate") is not None]
+        m[key] = max(s["rate"] for s in sides) if sides else None
+        m[f"{key}_ci95_high"] = max(s["high"] for s in sides) if sides else None
+    m["forget_clip_score_before"] = mean_of("forget", "before", "clip_score")
+    m["forget_clip_score"] = mean_of("forget", "after", "clip_score")
+
+    _drop_metrics(m, "retain", group("retain"))
+    _drop_metrics(m, "neighbour", group("neighbour"))
+    m["retain_clip_score_before"] = mean_of("retain", "before", "clip_score")
+    m["retain_clip_score"] = mean_of("retain", "after", "clip_score")
     b, a = m["retain_clip_score_before"], m["retain_clip_score"]
     m["retain_clip_drop"] = (b - a) / b if b and a is not None else None
-    b, a = m["retain_accuracy_before"], m["retain_accuracy"]
-    m["retain_accuracy_drop"] = b - a if b is not None and a is not None else None
-    attack = [m["attack_token_rate"], m["attack_paraphrase_rate"]]
+
+    tokens = group("token")
+    runs: dict[str, list[PromptResult]] = {}
+    for r in tokens:
+        runs.setdefault(r.label.split(":")[0], []).append(r)
+    token_rates = {}
+    for run in runs.values():
+        sub: dict = {}
+        _rate_metrics(sub, "rate", run, sides=("after",))
+        token_rates[sub["rate_ci95_high"]] = sub
+    if token_rates:
+        worst = token_rates[max(token_rates)]
+        m["attack_token_rate"], m["attack_token_rate_ci95_high"] = worst["rate"], worst["rate_ci95_high"]
+        m["attack_token_rate_ci95_low"] = worst["rate_ci95_low"]
+    else:
+        m["attack_token_rate"] = None
+    control = [r for r in tokens if r.flags_before is not None]
+    m["attack_control_rate"] = float(_pooled(control, "before").mean()) if control else None
+    _rate_metrics(m, "attack_paraphrase_rate", group("paraphrase"))
     # the worst case; with no TI token attack the gate cannot know, so it stays unmeasured
-    m["attack_success"] = max(v for v in attack if v is not None) if m["attack_token_rate"] is not None else None
+    if m["attack_token_rate"] is None:
+        m["attack_success"] = None
+    else:
+        candidates = [(m["attack_token_rate_ci95_high"], m["attack_token_rate"])]
+        if m.get("attack_paraphrase_rate") is not None:
+            candidates.append((m["attack_paraphrase_rate_ci95_high"], m["attack_paraphrase_rate"]))
+        m["attack_success_ci95_high"], m["attack_success"] = max(candidates)
+
+    for side, key in (("before", "collapse_rate_before"), ("after", "collapse_rate")):
+        images = [getattr(r, f"images_{side}") for r in forget if getattr(r, f"images_{side}") is not None]
+        if images:
+            interval = rate_with_interval([k is not None for k in collapse_kinds(np.concatenate(images))])
+            m[key], m[f"{key}_ci95_high"] = interval["rate"], interval["high"]
+        else:
+            m[key] = None
+
+    retain = [r for r in group("retain") if r.images_before is not None]
     m["kid"] = m["kid_std"] = m["fid"] = None
-    if retain_before is not None and len(retain_before) >= 2:
+    if retain and sum(len(r.images_before) for r in retain) >= 2:
         # Unit CLIP features scaled to norm sqrt(d): the cubic kernel's x.y/d is then the cosine, the
         # regime KID's kernel was made for (Inception features), whatever the CLIP width. Unscaled, it is
         # ~1 + 3 cos/d: a retain set whose accuracy fell from 100% to 21% moved KID by only 0.005.
-        fb, fa = (clip.image_features(images).numpy() for images in (retain_before, retain_after))
+        fb, fa = (clip.image_features(np.concatenate([getattr(r, f"images_{s}") for r in retain])).numpy()
+                  for s in ("before", "after"))
         fb, fa = fb * np.sqrt(fb.shape[1]), fa * np.sqrt(fa.shape[1])
         kid = kernel_inception_distance(fb, fa, seed=seed)
         m["kid"], m["kid_std"] = kid.mean, kid.std
@@ -206,13 +330,18 @@ def _metrics(rows: list[PromptResult], clip, retain_before, retain_after, seed: 
     return m
 
 
-def evaluate_result(model, result, request: ErasureRequest, config, progress: bool = False) -> EvaluationResult:
+def evaluate_result(model, result, request: ErasureRequest, config, progress: bool = False,
+                    cache_folder=None) -> EvaluationResult:
     """Evaluate an ErasureResult against the base it was made from (model: a model_loading.LoadedModel):
-    CLIP and the detector load on the model's device, the erased model is a fused copy."""
+    CLIP and the detector load on the model's device, the erased model is a fused copy. With
+    `cache_folder`, the original model's images are read from / written to that cache."""
+    from .image_cache import OriginalImageCache
+
     from ..model_loading import resolve_dtype
     from .clip_features import load_clip
     from .detectors import load_detector
 
     clip = load_clip(config.evaluation.clip_model, model.device, resolve_dtype(config.runtime.dtype))
     detector = load_detector(config.evaluation.detector, clip, model.device)
-    return evaluate(model.pipeline, result.fused_copy(model.pipeline), request, config, clip, detector, progress)
+    cache = OriginalImageCache(cache_folder, model.weights_sha256, model.device, model.dtype) if cache_folder else None
+    return evaluate(model.pipeline, result.fused_copy(model.pipeline), request, config, clip, detector, progress, cache)

@@ -25,25 +25,38 @@ THUMB_MAX = 256  # px: larger images are shrunk for the report (SD's 512-768 px 
 
 # metric -> (what it means, in words; how it is shown)
 EXPLAINED: dict[str, tuple[str, str]] = {
-    "forget_detection_rate": ("Forget prompts: share of images in which the detector still finds the concept", "pct"),
+    "forget_detection_rate": ("Forget prompts (every way of asking for the concept): share of images in which the "
+                              "detector still finds it", "pct"),
+    "forget_worst_rate": ("Forget prompts: the same for the worst single prompt (one way of asking left intact)", "pct"),
     "forget_clip_score": ("Forget prompts: CLIP agreement between the images and the concept's name (0-100)", "num"),
-    "retain_clip_score": ("Retain prompts: CLIP agreement between each image and its own prompt (0-100)", "num"),
-    "retain_clip_drop": ("Retain prompts: relative fall of that CLIP agreement, original to erased", "pct"),
-    "retain_accuracy": ("Retain prompts: share of images the detector says still show what the prompt asks", "pct"),
-    "retain_accuracy_drop": ("Retain prompts: fall of that share, original to erased (points)", "pct"),
-    "kid": ("Retain prompts: KID between original and erased images on CLIP features (0 = same distribution)", "sci"),
-    "fid": ("Retain prompts: FID on CLIP features (only from 500 images per side)", "num"),
-    "attack_token_rate": ("Recovery attack: concept rate of a token learned by textual inversion on the ticket's images", "pct"),
+    "collapse_rate": ("Forget prompts: share of images that are blank or noise (what an erased prompt turned into)", "pct"),
+    "retain_accuracy": ("Held-out retain prompts: share of images the detector says still show what the prompt asks", "pct"),
+    "retain_accuracy_drop": ("Held-out retain prompts: fall of that share, original to erased (points)", "pct"),
+    "retain_worst_drop": ("Held-out retain prompts: the largest fall of a single prompt (one concept wiped out)", "pct"),
+    "retain_clip_score": ("Held-out retain prompts: CLIP agreement between each image and its own prompt (0-100)", "num"),
+    "retain_clip_drop": ("Held-out retain prompts: relative fall of that CLIP agreement, original to erased", "pct"),
+    "neighbour_accuracy": ("Near neighbours: share of images that still show what the prompt asks", "pct"),
+    "neighbour_accuracy_drop": ("Near neighbours: fall of that share, original to erased (points)", "pct"),
+    "neighbour_worst_drop": ("Near neighbours: the largest fall of a single prompt", "pct"),
+    "kid": ("Held-out retain prompts: KID between original and erased images on CLIP features (0 = same distribution)", "sci"),
+    "fid": ("Held-out retain prompts: FID on CLIP features (only from 500 images per side)", "num"),
+    "attack_token_rate": ("Recovery attack: concept rate of the strongest token learned by textual inversion on the "
+                          "ticket's images (several restarts)", "pct"),
+    "attack_control_rate": ("Recovery attack: the same attack on the original model (the control: below its minimum, "
+                            "the attack proves nothing)", "pct"),
     "attack_paraphrase_rate": ("Recovery attack: concept rate of prompts that describe it without its name", "pct"),
     "attack_success": ("Recovery attack: the worse of the two attack rates on the erased model", "pct"),
 }
 GROUPS = {
-    "forget": ("Forget prompts", "These name the concept. After erasure the concept should be gone."),
-    "retain": ("Retain prompts", "Everything else. After erasure these should look the same."),
+    "forget": ("Forget prompts", "Every way of asking for the concept. After erasure it should be gone; "
+               "'draws instead' says what the detector sees in the erased model's images."),
+    "retain": ("Retain prompts (held out)", "A corpus that never names the concept, held out from training. "
+               "After erasure these should look the same."),
+    "neighbour": ("Near neighbours", "Things close to the concept that must survive its erasure."),
     "paraphrase": ("Recovery attack: paraphrases", "Prompts that describe the concept without naming it."),
-    "token": ("Recovery attack: learned token",
-              "Textual inversion on the ticket's own images, run against each model. 'Original' is the control: "
-              "it shows the attack finds the concept when it is there."),
+    "token": ("Recovery attack: learned tokens",
+              "Textual inversion on the ticket's own images, run against each model, with several restarts. "
+              "'Original' is the control: it shows the attack finds the concept when it is there."),
 }
 
 
@@ -62,6 +75,17 @@ def _fmt(value, how: str) -> str:
     return {"pct": f"{100 * value:.1f}%", "sci": f"{value:.4f}", "num": f"{value:.2f}"}[how]
 
 
+def _with_interval(metrics: dict, key: str, how: str) -> str:
+    """A value with its 95% interval (a rate) or its pessimistic end (a drop), when measured."""
+    text = _fmt(metrics.get(key), how)
+    low, high = metrics.get(f"{key}_ci95_low"), metrics.get(f"{key}_ci95_high")
+    if metrics.get(key) is None or high is None:
+        return text
+    if low is None:
+        return f"{text} (95% &le; {_fmt(high, how)})"
+    return f"{text} [{_fmt(low, how)}, {_fmt(high, how)}]"
+
+
 def _png(image: np.ndarray, max_side: int = THUMB_MAX) -> bytes:
     pil = Image.fromarray(image)
     if max(pil.size) > max_side:
@@ -75,7 +99,7 @@ def _img_tag(image: np.ndarray, flag, group: str) -> str:
     """An embedded image; its border says what the detector saw (red: concept found / prompt not matched)."""
     if flag is None:
         css, title = "", "not judged"
-    elif group == "retain":
+    elif group in ("retain", "neighbour"):
         css, title = ("ok", "matches its prompt") if flag else ("bad", "does not match its prompt")
     else:
         css, title = ("bad", "concept found") if flag else ("ok", "concept not found")
@@ -97,14 +121,36 @@ def _metric_table(metrics: dict, decision: Decision) -> str:
         check = checks.get(name)
         if name not in metrics and check is None:
             continue
-        limit = f"&le; {_fmt(check.limit, how)}" if check else ""
+        limit = "" if check is None else f"{'&le;' if check.bound == 'max' else '&ge;'} {_fmt(check.limit, how)}"
         verdict = ("" if check is None else
                    '<td class="pass">pass</td>' if check.passed else f'<td class="fail">FAIL</td>')
-        before_cell = _fmt(before, how) if f"{name}_before" in metrics else ""
+        before_cell = _with_interval(metrics, f"{name}_before", how) if f"{name}_before" in metrics else ""
         rows.append(f"<tr><th>{html.escape(name)}</th><td>{html.escape(meaning)}</td><td>{before_cell}</td>"
-                    f"<td>{_fmt(after, how)}</td><td>{limit}</td>{verdict or '<td></td>'}</tr>")
-    return ("<table class='metrics'><tr><th>metric</th><th>what it measures</th><th>original</th><th>erased</th>"
-            "<th>limit</th><th>gate</th></tr>" + "".join(rows) + "</table>")
+                    f"<td>{_with_interval(metrics, name, how)}</td><td>{limit}</td>{verdict or '<td></td>'}</tr>")
+    return ("<table class='metrics'><tr><th>metric</th><th>what it measures</th><th>original</th>"
+            "<th>erased [95% interval]</th><th>limit</th><th>gate</th></tr>" + "".join(rows) + "</table>"
+            "<p class='muted'>Rates carry their 95% Wilson interval; drops their pessimistic end. The gate compares "
+            "the pessimistic end with the limit, so a few lucky images cannot pass.</p>")
+
+
+def _sets_section(evaluation) -> str:
+    """Which prompts were measured and why: the corpus split and every prompt removed for naming the concept."""
+    sets = evaluation.info.get("prompt_sets")
+    if not sets:
+        return ""
+    c = sets["corpus"]
+    lines = [f"{len(sets['forget'])} forget prompts, {len(sets['retain'])} retain prompts, "
+             f"{len(sets['neighbours'])} near neighbours, {len(sets['paraphrases'])} paraphrases.",
+             f"Retain corpus: {c.get('total', 0)} prompts, {c.get('naming_the_concept', 0)} naming the concept left "
+             f"out; {c.get('heldout', 0)} held out for evaluation, {c.get('training', 0)} for training "
+             f"(split by a hash of each prompt, {100 * c.get('heldout_fraction', 0):.0f}% held out)."]
+    removed = "".join(f"<li><code>{html.escape(r['prompt'])}</code> ({html.escape(r['source'])}) names "
+                      f"<code>{html.escape(r['names'])}</code></li>" for r in sets["removed"])
+    instead = evaluation.info.get("forget_draws_instead") or {}
+    drawn = ", ".join(f"{html.escape(k)}: {v}" for k, v in instead.items())
+    return ("<h2>What was measured</h2><p>" + "<br>".join(html.escape(x) for x in lines) + "</p>"
+            + (f"<p>Removed because they name the concept (recorded in lineage):</p><ul>{removed}</ul>" if removed else "")
+            + (f"<p>The erased model's forget images, as the detector sees them: {drawn}.</p>" if drawn else ""))
 
 
 def _prompt_sections(evaluation, k: int) -> str:
@@ -119,9 +165,12 @@ def _prompt_sections(evaluation, k: int) -> str:
             def stats(side: dict) -> str:
                 if not side:
                     return ""
-                rate = "" if side.get("rate") is None else f"{r.measure}: {100 * side['rate']:.0f}%"
+                rate = "" if side.get("rate") is None else (
+                    f"{r.measure}: {100 * side['rate']:.0f}% [{100 * side['low']:.0f}, {100 * side['high']:.0f}]")
                 return f"<div class='stats'>{rate} &middot; CLIP {side['clip_score']:.1f}</div>"
-            out.append(f"<tr><td class='prompt'>{html.escape(r.prompt)}</td>"
+            instead = ("<div class='stats'>draws instead: " + html.escape(", ".join(
+                f"{k} {v}" for k, v in r.draws_instead.items())) + "</div>") if r.draws_instead else ""
+            out.append(f"<tr><td class='prompt'>{html.escape(r.label or r.prompt)}{instead}</td>"
                        f"<td>{_images(r.images_before, r.flags_before, group, k)}{stats(r.before)}</td>"
                        f"<td>{_images(r.images_after, r.flags_after, group, k)}{stats(r.after)}</td></tr>")
         out.append("</table>")
@@ -160,6 +209,7 @@ def render_html(evaluation, decision: Decision, identifiers: dict[str, str], tit
 <h2>Metrics against the thresholds</h2>{_metric_table(evaluation.metrics, decision)}
 <p class="muted">{html.escape(setup)}</p>
 {f'<h3>Notes</h3><ul>{notes}</ul>' if notes else ''}
+{_sets_section(evaluation)}
 {_prompt_sections(evaluation, images_per_prompt)}
 <p class="muted">Written by Lethe on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.
 Full numbers: {METRICS_JSON}.</p>
@@ -179,11 +229,11 @@ def render_grid(evaluation, images_per_prompt: int = 4) -> Image.Image:
                 flag = None if flags is None else bool(flags[i])
                 if flag is None:
                     cells.append(Cell(im))
-                elif r.group == "retain":
+                elif r.group in ("retain", "neighbour"):
                     cells.append(Cell(im, "match" if flag else "no match", flag))
                 else:
                     cells.append(Cell(im, "found" if flag else "gone", not flag))
-            rows.append((f"{r.group} {side}: {r.prompt}", cells))
+            rows.append((f"{r.group} {side}: {r.label or r.prompt}", cells))
     return labelled_grid(rows, title="original vs erased, same seeds")
 
 
