@@ -142,7 +142,7 @@ def test_the_example_ticket_passes_and_the_result_keeps_gx_s_own_record(tmp_path
     assert report.success and report.problems == []
     assert [f.path for f in report.facts] == [f"circle_{i}.png" for i in range(1, 6)]
     assert all(f.decodable and f.format == "PNG" and f.width == f.height == 32 for f in report.facts)
-    assert report.gx_result["success"] is True and len(report.gx_result["results"]) == 8
+    assert report.gx_result["success"] is True and len(report.gx_result["results"]) == 13
     saved = report.write(tmp_path / "validation.json")
     assert '"sha256"' in saved.read_text()
 
