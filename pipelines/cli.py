@@ -49,13 +49,15 @@ def _load_config(path: Path):
         _fail_input(err)
 
 
-def _load_ticket(path: Path):
+def _admit(ticket: Path, cfg, config_path: Path):
+    """Every check a door makes on a ticket with this config (components/admission.py); exit 2 on bad input."""
+    from components.admission import admit
     from components.file_errors import InputFileError
-    from components.ticket import load_ticket
+    from components.image_validation import ImageValidationError
 
     try:
-        return load_ticket(path)
-    except InputFileError as err:
+        return admit(ticket, cfg, config_path)
+    except (InputFileError, ImageValidationError) as err:
         _fail_input(err)
 
 
@@ -83,15 +85,13 @@ def check_config(path: Path = typer.Argument(..., help="A run config, e.g. confi
 
 @check_app.command("ticket")
 def check_ticket(path: Path = typer.Argument(..., help="A takedown ticket (YAML or JSON)."),
-                 config: Path = typer.Option(DEFAULT_CONFIG, help="Run config whose `validation` rules the images must meet.")) -> None:
-    """Validate a takedown ticket and its images: the fields, then the image set (Great Expectations)."""
-    from components.image_validation import ImageValidationError, validate_images
-
+                 config: Path = typer.Option(DEFAULT_CONFIG, help="Run config the ticket is for: its base model, its "
+                                             "detector, and the `validation` rules the images must meet.")) -> None:
+    """Validate a takedown ticket and its images: the fields, the ticket against the run config (target model,
+    a concept its detector can judge), then the image set (Great Expectations). What `lethe takedown` checks first."""
     cfg = _load_config(config)
-    loaded = _load_ticket(path)
-    report = validate_images(loaded.image_paths, list(loaded.ticket.images), cfg.validation, path)
-    if not report.success:
-        _fail_input(ImageValidationError(report))
+    admitted = _admit(path, cfg, config)
+    loaded, report = admitted.loaded, admitted.report
     t = loaded.ticket
     # Ticket text comes from outside: escape it so "[...]" in a concept name is printed, not parsed.
     console.print(f"[green]ok[/] {escape(str(path))}: ticket [bold]{t.ticket_id}[/], erase {t.kind.value} "
@@ -198,7 +198,7 @@ def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YA
     from components.erasure.textual_inversion import learn_token
 
     cfg = _load_config(config)
-    loaded = _load_ticket(ticket)
+    loaded = _admit(ticket, cfg, config).loaded  # the images it learns from pass the rules too
     if method is not None and method not in METHODS:
         _fail_input(ValueError(f"--method {method!r}: choose one of {', '.join(sorted(METHODS))}"))
     erasure = cfg.erasure.model_copy(update={"method": method or cfg.erasure.method})
@@ -239,7 +239,7 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
     from components.model_loading import ModelLoadError
 
     cfg = _load_config(config)
-    loaded = _load_ticket(ticket)
+    loaded = _admit(ticket, cfg, config).loaded
     slug = _slug(loaded.ticket.ticket_id)
     adapter = adapter or REPO_ROOT / "out" / "erase" / slug / "adapter"
     try:
