@@ -1,12 +1,15 @@
 """`lethe`: the command line. Thin: parses arguments, calls components, prints for people.
 
-Exit codes: 0 ok, 1 the job ran and failed, 2 an input (config, ticket, model path) is wrong.
+Exit codes: 0 ok, 1 the job ran and failed, 2 an input (config, ticket, model path) is wrong. An
+unexpected error is one line naming it and the log file with its traceback (exit code 1); `--debug`
+(or LETHE_DEBUG=1) shows the traceback instead.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +30,13 @@ world_app = typer.Typer(help="The toy world: a tiny self-trained SD pipeline, CL
 check_app = typer.Typer(help="Validate input files without running anything.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
 app.add_typer(check_app, name="check")
+_options = {"debug": False}
+
+
+@app.callback()
+def _global_options(debug: bool = typer.Option(False, "--debug", help="On an unexpected error, show its full "
+                                               "traceback (also: LETHE_DEBUG=1).")) -> None:
+    _options["debug"] = debug
 
 # Telemetry off: Lethe runs in audited, often air-gapped environments.
 for var in ("HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
@@ -319,8 +329,39 @@ from pipelines import takedown_commands  # noqa: E402,F401  (registers takedown,
 from pipelines import cluster_commands  # noqa: E402,F401  (registers stack, submit, schedule)
 
 
+def _traceback_log() -> Path | None:
+    """Write the current exception's traceback to $LETHE_HOME/logs (else the temp folder); its path."""
+    import tempfile
+    import time
+    import traceback
+
+    from steps.work_folder import lethe_home
+
+    text = f"lethe {' '.join(sys.argv[1:])}\n{traceback.format_exc()}"
+    for folder in (lethe_home() / "logs", Path(tempfile.gettempdir()) / "lethe-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            log = folder / f"lethe-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+            log.write_text(text)
+            return log
+        except OSError:
+            continue
+    return None
+
+
 def main() -> None:
-    app()
+    """The `lethe` entry point: the app, with a guard that turns an unexpected error into one line (exit 1)."""
+    try:
+        app()
+    except Exception as err:  # noqa: BLE001 - the last guard: whatever went wrong, people get one line, not a traceback
+        if _options["debug"] or "--debug" in sys.argv[1:] or os.environ.get("LETHE_DEBUG", "") not in ("", "0"):
+            raise
+        log = _traceback_log()
+        message = " ".join(str(err).split()) or "(no message)"
+        where = f"traceback: {log}" if log else "the traceback could not be written"
+        err_console.print(f"error: {type(err).__name__}: {message} ({where}); run again with --debug to see it here",
+                          markup=False, highlight=False)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
