@@ -40,7 +40,8 @@ def ticket_config_problems(loaded: LoadedTicket, config, config_path: str | Path
     if reason:
         problems.append(("concept", f"{ticket.concept!r} cannot be judged by the detector of {config_path} "
                                     f"(evaluation.detector.kind {config.evaluation.detector.kind}): {reason}; "
-                                    "the erasure could not be proven, so nothing is trained"))
+                                    "without a judge the erasure cannot be proven: run it with a config whose "
+                                    "detector can judge it (--config)"))
     return problems
 
 

@@ -44,6 +44,8 @@ def from_validation_error(path: Path | str, err: ValidationError) -> InputFileEr
             rule = "unknown key (not part of the schema; check the spelling)"
         elif e["type"] == "missing":
             rule = "required key is missing"
+        elif e["type"] == "string_unicode":  # pydantic's words for it name no cause
+            rule = "not valid Unicode text (it holds an unpaired surrogate, such as a lone \\ud800 escape)"
         problems.append((field_path(tuple(e["loc"])), rule))
     return InputFileError(path, problems)
 
@@ -100,7 +102,7 @@ def read_regular_file(path: Path | str, max_bytes: int | None = None) -> bytes:
             raise UnreadableFile(problem)
         data = file.read() if max_bytes is None else file.read(max_bytes + 1)
     if max_bytes is not None and len(data) > max_bytes:
-        raise UnreadableFile(f"is more than {max_bytes} bytes; that is not what this file should hold")
+        raise UnreadableFile(f"is more than {max_bytes} bytes")
     return data
 
 
@@ -169,7 +171,10 @@ def read_mapping(path: Path) -> dict[str, Any]:
     try:
         data = read_regular_file(path, MAX_TEXT_FILE_BYTES)
     except UnreadableFile as err:
-        raise InputFileError(path, [("", "file not found" if str(err) == "does not exist" else str(err))]) from None
+        rule = "file not found" if str(err) == "does not exist" else str(err)
+        if rule.startswith("is more than"):
+            rule += "; a ticket or config is a short text file"
+        raise InputFileError(path, [("", rule)]) from None
     try:
         text = data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
     except UnicodeDecodeError as err:

@@ -31,10 +31,7 @@ def hidden_character(text: str, free_text: bool = False) -> str | None:
     for i, char in enumerate(text):
         if free_text and char in _FREE_TEXT_OK:
             continue
-        category = unicodedata.category(char)
-        if category == "Cs":
-            return f"an unpaired surrogate (U+{ord(char):04X}) at position {i}: not valid Unicode"
-        if category in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS:
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS:
             kind = "a line break" if char in "\n\r\x0b\x0c\x85\u2028\u2029" else (
                 "a bidirectional-text control" if char in _BIDI_CONTROLS else "a control character")
             return f"{kind} (U+{ord(char):04X}) at position {i}"
