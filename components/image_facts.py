@@ -114,6 +114,7 @@ def read_facts(path: Path, listed_as: str, max_pixels: int, max_bytes: int | Non
     fmt = mode = width = height = None
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a decoder's complaint ("Corrupt EXIF data") is not news
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:  # lazy: reads the header only
                 fmt, mode, (width, height) = image.format, image.mode, image.size
