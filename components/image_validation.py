@@ -50,6 +50,7 @@ def facts_table(facts: list[ImageFacts]) -> pd.DataFrame:
     sides = table[["width", "height"]].astype("float")
     table["min_side"] = sides.min(axis=1)
     table["pixels"] = sides["width"] * sides["height"]
+    table["aspect_ratio"] = sides.max(axis=1) / sides.min(axis=1).where(sides.min(axis=1) > 0)
     return table
 
 
@@ -72,6 +73,22 @@ def _rules(rules) -> list[tuple[object, callable]]:
          lambda row: f"{int(row['width'])}x{int(row['height'])} is smaller than min_side {rules.min_side} px"),
         (gxe.ExpectColumnValuesToBeBetween(column="bytes", max_value=rules.max_bytes),
          lambda row: f"{row['bytes']} bytes is more than max_bytes {rules.max_bytes}"),
+        (gxe.ExpectColumnValuesToBeBetween(column="frames", max_value=rules.max_frames),
+         lambda row: f"has {int(row['frames'])} frames (an animation or multi-page file), more than max_frames "
+                     f"{rules.max_frames}; training would see the first only: send the frames as separate still images"),
+        (gxe.ExpectColumnValuesToBeBetween(column="aspect_ratio", max_value=rules.max_aspect_ratio),
+         lambda row: f"{int(row['width'])}x{int(row['height'])} has an aspect ratio of {row['aspect_ratio']:.1f}:1, more "
+                     f"than max_aspect_ratio {rules.max_aspect_ratio:g}; training sees only the centre square: "
+                     "crop the image to the concept"),
+        (gxe.ExpectColumnValuesToBeBetween(column="visible_fraction", min_value=rules.min_visible_fraction),
+         lambda row: f"is (nearly) fully transparent: {row['visible_fraction']:.1%} of its pixels are visible, less "
+                     f"than min_visible_fraction {rules.min_visible_fraction:.0%}"),
+        (gxe.ExpectColumnValuesToBeBetween(column="pixel_std", min_value=rules.min_pixel_std),
+         lambda row: f"is blank: its pixels vary by {row['pixel_std']:.2f} (standard deviation, 0-255), less than "
+                     f"min_pixel_std {rules.min_pixel_std:g}; one uniform colour shows no concept"),
+        (gxe.ExpectColumnValuesToBeBetween(column="noise_ratio", max_value=rules.max_noise_ratio),
+         lambda row: f"looks like pure noise: neighbouring pixels differ like independent random values (noise ratio "
+                     f"{row['noise_ratio']:.2f}, more than max_noise_ratio {rules.max_noise_ratio:g})"),
         (gxe.ExpectColumnValuesToBeUnique(column="sha256"),
          lambda row: "is an exact duplicate of another image in the ticket (same sha256)"),
         (gxe.ExpectColumnValuesToBeNull(column="near_duplicate_of"),
@@ -85,7 +102,7 @@ def validate_images(paths: list[Path], listed_as: list[str], rules, ticket_path:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    facts = image_facts(paths, listed_as, rules.max_pixels, rules.near_duplicate_bits)
+    facts = image_facts(paths, listed_as, rules.max_pixels, rules.near_duplicate_bits, rules.max_bytes)
     table = facts_table(facts)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # one line per problem, no bars

@@ -1,9 +1,9 @@
 """The ticket inbox: how a ticket system hands tickets to the scheduled sweep.
 
 An inbox is a folder or an fsspec URL (s3://bucket/inbox on a cluster, so a ticket system outside it
-needs only bucket credentials). `submit` checks a ticket at the door (schema and the image rules) and
-copies it with its images into `<inbox>/<ticket_id>-<content sha256[:12]>/`. The images go first and
-the ticket file last: a sweep lists ticket files only, so it never sees a half-copied ticket, and the
+needs only bucket credentials). `submit` checks a ticket at the door (what a takedown checks first)
+and copies it with its images into `<inbox>/<ticket_id>-<content sha256[:12]>/`. The images go first
+and the ticket file last: a sweep lists ticket files only, so it never sees a half-copied ticket, and the
 same content always lands in the same folder, so submitting twice is harmless.
 """
 from __future__ import annotations
@@ -40,16 +40,17 @@ class Submitted:
     already_there: bool
 
 
-def submit(ticket_path: str | Path, inbox: str, image_rules=None) -> Submitted:
-    """Validate the ticket (and its images against `image_rules`, a run config's `validation` block) and
-    copy it into the inbox. Raises InputFileError / ImageValidationError before anything is copied."""
-    loaded = load_ticket(ticket_path)
-    if image_rules is not None:
-        from .image_validation import ImageValidationError, validate_images
+def submit(ticket_path: str | Path, inbox: str, config=None, config_path: str | Path | None = None) -> Submitted:
+    """Validate the ticket and copy it into the inbox. With `config` (a RunConfig, read from `config_path`)
+    it gets every check a takedown would make first (components/admission.py: the ticket against the
+    config, the image rules); without, its schema only. Raises InputFileError / ImageValidationError
+    before anything is copied."""
+    if config is not None:
+        from .admission import admit
 
-        report = validate_images(loaded.image_paths, list(loaded.ticket.images), image_rules, ticket_path)
-        if not report.success:
-            raise ImageValidationError(report)
+        loaded = admit(ticket_path, config, config_path or "the run config").loaded
+    else:
+        loaded = load_ticket(ticket_path)
     fs, root = _filesystem(inbox)
     folder = posixpath.join(root, submission_folder(loaded))
     destination = posixpath.join(folder, loaded.path.name)

@@ -233,6 +233,28 @@ class ImageValidation(Strict):
     max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     near_duplicate_bits: int = Field(default=4, ge=0, le=64, description="Two images whose 64-bit perceptual hashes differ "
                                      "in at most this many bits are near duplicates.")
+    # Content rules: an image must be able to show the concept. Measured (components/image_facts.py) on the
+    # example ticket, 2000 renders of the toy world's render_shape, 300 synthetic photo-like images (gradient,
+    # shapes, blur, noise, JPEG 60-91) at 33-1024 px, and real photos (scikit-learn's china/flower, matplotlib's
+    # grace_hopper and two logos, whole and as thumbnails down to 32 px) against uniform colours, i.i.d. noise
+    # (32-3000 px, also JPEG-compressed at quality 30-95, and upscaled 2x and 4x):
+    #   pixel_std: uniform 0 (JPEG'd < 1); good images >= 11 (toy renders >= 18, photos >= 55)
+    #   noise_ratio: noise >= 0.90 (nearest-upscaled too; bilinear 4x-upscaled noise 0.68 is missed);
+    #     good images <= 0.34 (toy renders 0.32, photos 0.23, photo-like 0.34, 128 px photo crops 0.35)
+    #   visible_fraction: logos with a transparent background 0.17-0.61; fully transparent 0
+    #   aspect ratio: toy 1:1, photos <= 16:9; matplotlib's wordmark logo is 4.17:1 and is refused (training
+    #     sees its centre square only)
+    max_frames: int = Field(default=1, ge=1, description="More frames is an animation or a multi-page file; "
+                            "training would see the first only.")
+    max_aspect_ratio: float = Field(default=4.0, ge=1, description="Longer side over shorter side; training sees the "
+                                    "centre square only.")
+    min_pixel_std: float = Field(default=2.0, ge=0, description="An image whose RGB values vary less (standard "
+                                 "deviation, 0-255) is blank: one uniform colour.")
+    min_visible_fraction: float = Field(default=0.02, ge=0, le=1, description="Share of pixels that must be visible "
+                                        "(alpha >= 32 of 255); less is a (nearly) fully transparent image.")
+    max_noise_ratio: float = Field(default=0.75, gt=0, description="Neighbouring-pixel difference over twice the pixel "
+                                   "variance (1 for independent random pixels, <= 0.35 for photos and drawings); "
+                                   "above it an image is pure noise.")
 
     @model_validator(mode="after")
     def _range(self) -> "ImageValidation":

@@ -20,7 +20,8 @@ def pending_tickets(inbox: Path, registry, registry_name: str) -> list[dict]:
     from .ticket import content_sha256, load_ticket
 
     items = []
-    for path in sorted(p for p in Path(inbox).rglob("*") if p.suffix in TICKET_SUFFIXES and p.is_file()):
+    # Not only regular files: a FIFO or a broken link named like a ticket is recorded as a bad ticket (never opened).
+    for path in sorted(p for p in Path(inbox).rglob("*") if p.suffix in TICKET_SUFFIXES and not p.is_dir()):
         item: dict = {"ticket_path": str(path.resolve())}
         try:
             loaded = load_ticket(path)

@@ -40,6 +40,9 @@ def load_inputs(ticket_path: str | Path, config_path: str | Path) -> tuple[Loade
 def validate(ticket_path: str | Path, config_path: str | Path, work: Path) -> dict:
     """Stage 1: the ticket schema and the GX image suite. Writes validation.json; raises on failure."""
     loaded, config = load_inputs(ticket_path, config_path)
+    from .admission import check_ticket_meets_config  # the ticket against this config: every door's checks
+
+    check_ticket_meets_config(loaded, config, config_path, ticket_path)
     report = validate_images(loaded.image_paths, list(loaded.ticket.images), config.validation, ticket_path)
     report.write(work / VALIDATION_JSON)
     if not report.success:

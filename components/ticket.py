@@ -5,14 +5,37 @@ not leave it (a ticket must not be able to read arbitrary files on the worker).
 """
 from __future__ import annotations
 
+import os
+import unicodedata
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .file_errors import InputFileError, load_validated, write_json_schema
+from .file_errors import InputFileError, file_problem, load_validated, write_json_schema
 from .hashing import file_sha256
 from .prompt_terms import first_named
+
+# A ticket dated later than this is a wrong date (or time zone), not clock skew between two machines.
+CREATED_AT_FUTURE_TOLERANCE = timedelta(hours=24)
+
+# Characters that change how text reads without being visible in it: control characters (line breaks,
+# NUL, escape sequences), line/paragraph separators, and bidirectional overrides ("Trojan source").
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+_FREE_TEXT_OK = set("\n\r\t")  # a line break or tab is fine in a requester's name or a legal basis
+
+
+def hidden_character(text: str, free_text: bool = False) -> str | None:
+    """The first character that must not be in `text`, described for people; None if there is none."""
+    for i, char in enumerate(text):
+        if free_text and char in _FREE_TEXT_OK:
+            continue
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS:
+            kind = "a line break" if char in "\n\r\x0b\x0c\x85\u2028\u2029" else (
+                "a bidirectional-text control" if char in _BIDI_CONTROLS else "a control character")
+            return f"{kind} (U+{ord(char):04X}) at position {i}"
+    return None
 
 
 class ConceptKind(str, Enum):
@@ -46,10 +69,53 @@ class Ticket(BaseModel):
     created_at: AwareDatetime = Field(description="When the request was made, ISO 8601 with a time zone.")
     target_model: str = Field(min_length=1, description="The base model the ticket is about (registry name or model id).")
 
+    @field_validator("ticket_id", "concept", "target_model")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        hidden = hidden_character(value)
+        if hidden:
+            raise ValueError(f"{value!r} contains {hidden}; it must be one line of printable text")
+        if not value.strip():
+            raise ValueError("must not be blank")
+        if value != value.strip():
+            raise ValueError(f"{value!r} starts or ends with white space; remove it")
+        return value
+
+    @field_validator("requester", "legal_basis")
+    @classmethod
+    def _printable_text(cls, value: str) -> str:
+        hidden = hidden_character(value, free_text=True)
+        if hidden:
+            raise ValueError(f"{value!r} contains {hidden}")
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("images", "forget_prompts", "retain_prompts", "aliases", "paraphrases", "neighbours")
+    @classmethod
+    def _one_line_entries(cls, entries: list[str]) -> list[str]:
+        for i, entry in enumerate(entries):
+            hidden = hidden_character(entry)
+            if hidden:
+                raise ValueError(f"entry {i} {entry!r} contains {hidden}; each entry must be one line of printable text")
+        return entries
+
+    @field_validator("created_at")
+    @classmethod
+    def _not_in_the_future(cls, created: datetime) -> datetime:
+        ahead = created - datetime.now(timezone.utc)
+        if ahead > CREATED_AT_FUTURE_TOLERANCE:
+            raise ValueError(f"{created.isoformat()} is {ahead.total_seconds() / 3600:.0f} h in the future (more than the "
+                             f"{CREATED_AT_FUTURE_TOLERANCE.total_seconds() / 3600:.0f} h allowed for clock skew); "
+                             "check the date and its time zone")
+        return created
+
     @field_validator("images")
     @classmethod
     def _relative_unique(cls, images: list[str]) -> list[str]:
         for image in images:
+            if not image.strip():
+                raise ValueError("image paths must not be empty")
             p = Path(image)
             if p.is_absolute() or image.startswith("~"):
                 raise ValueError(f"image path {image!r} must be relative to the ticket's folder")
@@ -62,9 +128,9 @@ class Ticket(BaseModel):
 
     @field_validator("forget_prompts", "retain_prompts", "aliases", "paraphrases", "neighbours")
     @classmethod
-    def _no_empty_prompts(cls, prompts: list[str]) -> list[str]:
+    def _no_empty_prompts(cls, prompts: list[str], info: ValidationInfo) -> list[str]:
         if any(not p.strip() for p in prompts):
-            raise ValueError("entries must not be empty")
+            raise ValueError(f"{'prompts' if info.field_name.endswith('prompts') else 'entries'} must not be empty")
         return prompts
 
     @model_validator(mode="after")
@@ -96,20 +162,21 @@ def load_ticket(path: str | Path) -> LoadedTicket:
     """Read and validate a ticket and check that its images exist inside its folder."""
     path = Path(path)
     ticket = load_validated(path, Ticket)
-    folder = path.resolve().parent
+    real = Path(os.path.realpath(path))  # realpath, unlike Path.resolve, never raises (symlink loops)
+    folder = real.parent
     resolved, problems = [], []
     for i, image in enumerate(ticket.images):
-        full = (folder / image).resolve()  # follows symlinks: a link out of the folder is caught too
+        full = Path(os.path.realpath(folder / image))  # follows symlinks: a link out of the folder is caught too
         if not full.is_relative_to(folder):
             problems.append((f"images[{i}]", f"{image!r} resolves outside the ticket's folder {folder}"))
-        elif not full.is_file():
-            problems.append((f"images[{i}]", f"{image!r} does not exist (looked for {full})"))
+        elif problem := file_problem(full):  # stat only: opening a FIFO or a device could block for ever
+            fix = "; list the image files themselves" if problem.startswith("is a directory") else ""
+            problems.append((f"images[{i}]", f"{image!r} {problem} (looked for {full}){fix}"))
         else:
             resolved.append(full)
     if problems:
         raise InputFileError(path, problems)
-    return LoadedTicket(ticket=ticket, path=path.resolve(), image_paths=resolved,
-                        sha256=file_sha256(path))
+    return LoadedTicket(ticket=ticket, path=real, image_paths=resolved, sha256=file_sha256(real))
 
 
 def content_sha256(loaded: LoadedTicket) -> str:

@@ -1,12 +1,15 @@
 """`lethe`: the command line. Thin: parses arguments, calls components, prints for people.
 
-Exit codes: 0 ok, 1 the job ran and failed, 2 an input (config, ticket, model path) is wrong.
+Exit codes: 0 ok, 1 the job ran and failed, 2 an input (config, ticket, model path) is wrong. An
+unexpected error is one line naming it and the log file with its traceback (exit code 1); `--debug`
+(or LETHE_DEBUG=1) shows the traceback instead.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +30,13 @@ world_app = typer.Typer(help="The toy world: a tiny self-trained SD pipeline, CL
 check_app = typer.Typer(help="Validate input files without running anything.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
 app.add_typer(check_app, name="check")
+_options = {"debug": False}
+
+
+@app.callback()
+def _global_options(debug: bool = typer.Option(False, "--debug", help="On an unexpected error, show its full "
+                                               "traceback (also: LETHE_DEBUG=1).")) -> None:
+    _options["debug"] = debug
 
 # Telemetry off: Lethe runs in audited, often air-gapped environments.
 for var in ("HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
@@ -49,13 +59,15 @@ def _load_config(path: Path):
         _fail_input(err)
 
 
-def _load_ticket(path: Path):
+def _admit(ticket: Path, cfg, config_path: Path):
+    """Every check a door makes on a ticket with this config (components/admission.py); exit 2 on bad input."""
+    from components.admission import admit
     from components.file_errors import InputFileError
-    from components.ticket import load_ticket
+    from components.image_validation import ImageValidationError
 
     try:
-        return load_ticket(path)
-    except InputFileError as err:
+        return admit(ticket, cfg, config_path)
+    except (InputFileError, ImageValidationError) as err:
         _fail_input(err)
 
 
@@ -83,15 +95,13 @@ def check_config(path: Path = typer.Argument(..., help="A run config, e.g. confi
 
 @check_app.command("ticket")
 def check_ticket(path: Path = typer.Argument(..., help="A takedown ticket (YAML or JSON)."),
-                 config: Path = typer.Option(DEFAULT_CONFIG, help="Run config whose `validation` rules the images must meet.")) -> None:
-    """Validate a takedown ticket and its images: the fields, then the image set (Great Expectations)."""
-    from components.image_validation import ImageValidationError, validate_images
-
+                 config: Path = typer.Option(DEFAULT_CONFIG, help="Run config the ticket is for: its base model, its "
+                                             "detector, and the `validation` rules the images must meet.")) -> None:
+    """Validate a takedown ticket and its images: the fields, the ticket against the run config (target model,
+    a concept its detector can judge), then the image set (Great Expectations). What `lethe takedown` checks first."""
     cfg = _load_config(config)
-    loaded = _load_ticket(path)
-    report = validate_images(loaded.image_paths, list(loaded.ticket.images), cfg.validation, path)
-    if not report.success:
-        _fail_input(ImageValidationError(report))
+    admitted = _admit(path, cfg, config)
+    loaded, report = admitted.loaded, admitted.report
     t = loaded.ticket
     # Ticket text comes from outside: escape it so "[...]" in a concept name is printed, not parsed.
     console.print(f"[green]ok[/] {escape(str(path))}: ticket [bold]{t.ticket_id}[/], erase {t.kind.value} "
@@ -199,7 +209,7 @@ def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YA
     from components.erasure.textual_inversion import learn_token
 
     cfg = _load_config(config)
-    loaded = _load_ticket(ticket)
+    loaded = _admit(ticket, cfg, config).loaded  # the images it learns from pass the rules too
     if method is not None and method not in METHODS:
         _fail_input(ValueError(f"--method {method!r}: choose one of {', '.join(sorted(METHODS))}"))
     erasure = cfg.erasure.model_copy(update={"method": method or cfg.erasure.method})
@@ -241,7 +251,7 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
     from components.model_loading import ModelLoadError
 
     cfg = _load_config(config)
-    loaded = _load_ticket(ticket)
+    loaded = _admit(ticket, cfg, config).loaded
     slug = _slug(loaded.ticket.ticket_id)
     adapter = adapter or REPO_ROOT / "out" / "erase" / slug / "adapter"
     try:
@@ -321,8 +331,39 @@ from pipelines import takedown_commands  # noqa: E402,F401  (registers takedown,
 from pipelines import cluster_commands  # noqa: E402,F401  (registers stack, submit, schedule)
 
 
+def _traceback_log() -> Path | None:
+    """Write the current exception's traceback to $LETHE_HOME/logs (else the temp folder); its path."""
+    import tempfile
+    import time
+    import traceback
+
+    from steps.work_folder import lethe_home
+
+    text = f"lethe {' '.join(sys.argv[1:])}\n{traceback.format_exc()}"
+    for folder in (lethe_home() / "logs", Path(tempfile.gettempdir()) / "lethe-logs"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            log = folder / f"lethe-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+            log.write_text(text)
+            return log
+        except OSError:
+            continue
+    return None
+
+
 def main() -> None:
-    app()
+    """The `lethe` entry point: the app, with a guard that turns an unexpected error into one line (exit 1)."""
+    try:
+        app()
+    except Exception as err:  # noqa: BLE001 - the last guard: whatever went wrong, people get one line, not a traceback
+        if _options["debug"] or "--debug" in sys.argv[1:] or os.environ.get("LETHE_DEBUG", "") not in ("", "0"):
+            raise
+        log = _traceback_log()
+        message = " ".join(str(err).split()) or "(no message)"
+        where = f"traceback: {log}" if log else "the traceback could not be written"
+        err_console.print(f"error: {type(err).__name__}: {message} ({where}); run again with --debug to see it here",
+                          markup=False, highlight=False)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def submit(ticket: Path = typer.Argument(..., help="The ticket (YAML or JSON) wi
 
     cfg = _load_config(config)
     try:
-        done = submit_ticket(ticket, inbox, cfg.validation)
+        done = submit_ticket(ticket, inbox, cfg, config)
     except (InputFileError, ImageValidationError) as err:
         _fail_input(err)
     except (OSError, ValueError) as err:

@@ -45,15 +45,23 @@ class TakedownOutcome:
 
 def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str | None = None,
                  stack_config=None) -> TakedownOutcome:
-    """Raises InputFileError for a bad ticket/config before anything runs, and StepFailed (naming the
-    step and its error: ImageValidationError, TrainingDiverged, RegistryUnavailable, ...) when a step fails.
-    `stack_config` (a StackConfig; None: the embedded local stack) says where the steps run."""
+    """Raises InputFileError / ImageValidationError for bad input (every check of components/admission.py)
+    before anything runs: no pipeline run, no registry, no version. Raises StepFailed (naming the step and
+    its error: TrainingDiverged, RegistryUnavailable, ...) when a step fails. `stack_config` (a StackConfig;
+    None: the embedded local stack) says where the steps run."""
+    import os
+
+    from components.admission import admit
+    from components.run_config import load_run_config
+
+    config = load_run_config(config_path)
+    loaded = admit(ticket_path, config, config_path).loaded  # the pipeline's validate step records it again
     configure_environment()
     from components import takedown
     from pipelines.stack_activation import activate, pipeline_options, require_on_shared_volume
 
-    ticket_path, config_path = Path(ticket_path).resolve(), Path(config_path).resolve()
-    loaded, config = takedown.load_inputs(ticket_path, config_path)
+    # realpath, unlike Path.resolve, never raises (a symlink loop is refused above as unreadable).
+    ticket_path, config_path = Path(os.path.realpath(ticket_path)), Path(os.path.realpath(config_path))
     require_on_shared_volume(ticket_path, stack_config)
     _check_tracking_server()
     stack = activate(stack_config)

@@ -80,14 +80,10 @@ def takedown(ticket: Path = typer.Argument(..., help="The takedown ticket (YAML 
     """Run one ticket end to end: validate, learn token, erase, evaluate, register, gate.
 
     Re-running the same ticket after a crash resumes at the first unfinished step."""
-    from components.takedown import load_inputs
     from pipelines.cluster_commands import load_stack
 
-    try:
-        load_inputs(ticket, config)  # schema errors before any pipeline starts
-    except _input_errors() as err:
-        _fail_input(err)
-    code, _ = _run_one(ticket, config, load_stack(stack) if stack else None)
+    _load_config(config)
+    code, _ = _run_one(ticket, config, load_stack(stack) if stack else None)  # bad input stops before the pipeline
     raise typer.Exit(code)
 
 

@@ -133,3 +133,38 @@ def test_check_ticket_runs_the_image_rules_and_names_each_bad_file(tmp_path):
     result = runner.invoke(app, ["check", "ticket", str(tmp_path / "ticket.yaml")])
     assert result.exit_code == 2
     assert f"{tmp_path / 'ticket.yaml'}: image circle_3.png: does not decode as an image" in result.output
+
+
+def test_an_unexpected_error_is_one_line_naming_its_log_and_debug_shows_the_traceback(tmp_path, monkeypatch, capsys):
+    import sys
+
+    import pytest
+
+    import components.run_config as run_config
+    from pipelines import cli
+
+    def broken(path):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(run_config, "load_run_config", broken)
+    monkeypatch.setenv("LETHE_HOME", str(tmp_path))
+    monkeypatch.delenv("LETHE_DEBUG", raising=False)
+    monkeypatch.setitem(cli._options, "debug", False)
+    command = ["check", "config", str(REPO / "configs" / "toy.yaml")]
+    monkeypatch.setattr(sys, "argv", ["lethe", *command])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    (log,) = (tmp_path / "logs").glob("lethe-*.log")
+    assert line == (f"error: RuntimeError: disk on fire second line (traceback: {log}); "
+                    "run again with --debug to see it here")
+    assert "Traceback (most recent call last)" in log.read_text() and "disk on fire" in log.read_text()
+
+    monkeypatch.setenv("LETHE_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        cli.main()
+    monkeypatch.delenv("LETHE_DEBUG")
+    monkeypatch.setattr(sys, "argv", ["lethe", "--debug", *command])
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        cli.main()

@@ -11,7 +11,9 @@ from components.image_validation import ImageValidationError
 from components.inbox import local_copy, submit, ticket_files
 from components.registry import AdapterRegistry
 from components.ticket import content_sha256, load_ticket
-from conftest import EXAMPLE_TICKET
+from conftest import EXAMPLE_TICKET, REPO
+
+TOY_CONFIG = REPO / "configs" / "toy.yaml"
 
 
 @pytest.fixture
@@ -25,8 +27,8 @@ def broken_ticket(tmp_path):
 def test_submit_copies_a_ticket_once_into_its_content_folder(tmp_path, toy_config):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    first = submit(EXAMPLE_TICKET, str(inbox), toy_config.validation)
-    again = submit(EXAMPLE_TICKET, str(inbox), toy_config.validation)
+    first = submit(EXAMPLE_TICKET, str(inbox), toy_config, TOY_CONFIG)
+    again = submit(EXAMPLE_TICKET, str(inbox), toy_config, TOY_CONFIG)
     loaded = load_ticket(EXAMPLE_TICKET)
     assert not first.already_there and again.already_there and first.destination == again.destination
     folder = inbox / f"TOY-0001-{content_sha256(loaded)[:12]}"
@@ -39,9 +41,9 @@ def test_submit_refuses_a_bad_ticket_before_copying_anything(tmp_path, toy_confi
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     with pytest.raises(ImageValidationError, match="circle_3.png"):
-        submit(broken_ticket, str(inbox), toy_config.validation)
+        submit(broken_ticket, str(inbox), toy_config, TOY_CONFIG)
     with pytest.raises(InputFileError, match="file not found"):
-        submit(tmp_path / "missing.yaml", str(inbox), toy_config.validation)
+        submit(tmp_path / "missing.yaml", str(inbox), toy_config, TOY_CONFIG)
     assert list(inbox.iterdir()) == []
 
 

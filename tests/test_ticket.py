@@ -28,13 +28,19 @@ def _problems(path: Path) -> list[tuple[str, str]]:
     return info.value.problems
 
 
-def test_markup_like_ticket_text_is_printed_verbatim(ticket_dir):
+def test_markup_like_ticket_text_is_printed_verbatim(ticket_dir, tmp_path):
     from typer.testing import CliRunner
 
     from pipelines.cli import app
+    from tests.conftest import toy_config_file
 
     (ticket_dir / "t.yaml").write_text(yaml.safe_dump(_good() | {"concept": "[bold]logo[/bold]"}))
-    result = CliRunner().invoke(app, ["check", "ticket", str(ticket_dir / "t.yaml")])
+    refused = CliRunner().invoke(app, ["check", "ticket", str(ticket_dir / "t.yaml")])  # the toy detector cannot judge it
+    assert refused.exit_code == 2 and "concept: '[bold]logo[/bold]' cannot be judged" in refused.output
+    judge = tmp_path / "any_concept.py"  # a custom detector without can_judge accepts every concept
+    judge.write_text("def concept_present(images, concept_name, concept_kind):\n    return [False] * len(images)\n")
+    config = toy_config_file(tmp_path, "any", evaluation__detector={"kind": "custom", "path": str(judge)})
+    result = CliRunner().invoke(app, ["check", "ticket", str(ticket_dir / "t.yaml"), "--config", str(config)])
     assert result.exit_code == 0 and "'[bold]logo[/bold]'" in result.output
 
 

@@ -4,7 +4,12 @@
 - `clip_zero_shot`: for real models, CLIP picks between the concept and configured alternatives;
 - `custom`: the user's own classifier, a Python file with
   `concept_present(images, concept_name, concept_kind) -> sequence of bool` and optionally
-  `matches_prompt(images, prompt) -> sequence of bool` (images: uint8 array (N, H, W, 3)).
+  `matches_prompt(images, prompt) -> sequence of bool` (images: uint8 array (N, H, W, 3)), and
+  optionally `can_judge(concept_name, concept_kind) -> bool`: asked when a ticket arrives, so a concept
+  it cannot judge is refused before any training (without it, every concept is accepted).
+
+`cannot_judge` says, before anything trains and without loading weights, why the configured detector
+could not judge a ticket's concept.
 """
 from __future__ import annotations
 
@@ -125,3 +130,42 @@ def load_detector(config, clip=None, device: str = "cpu") -> PresenceDetector:
             raise ModelLoadError("detector kind 'clip_zero_shot' needs evaluation.clip_model")
         return ClipZeroShotDetector(clip, config.alternatives)
     return CustomDetector(Path(config.path))
+
+
+def cannot_judge(config, concept_name: str, concept_kind: str = "object") -> str | None:
+    """Why the detector of `config` (run_config.Detector) could not judge `concept_name`, or None if it
+    can. Loads no weights: the toy detector's labels come from its config.json, a custom detector's
+    file is imported and its optional `can_judge` asked."""
+    import json
+
+    from ..prompt_terms import names
+
+    if config.kind == "toy":
+        try:
+            labels = json.loads((Path(config.path) / "config.json").read_text())
+            shapes = [s for s in labels["shapes"] if s != "other"]  # "other" is the detector's reject class
+            colours = list(labels["colours"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            return f"the toy detector's labels could not be read from {config.path}/config.json ({err})"
+        if concept_name in shapes or concept_name in colours:
+            return None
+        return f"the toy detector knows only the shapes {', '.join(shapes)} and the colours {', '.join(colours)}"
+    if config.kind == "clip_zero_shot":
+        concept = Concept(concept_name, concept_kind)
+        for alternative in config.alternatives:
+            if names(alternative, concept_name) or alternative.strip().lower() == concept.text.lower():
+                return (f"the alternative {alternative!r} names it, so zero-shot CLIP could never tell the concept "
+                        "apart from it; remove that alternative")
+        return None
+    try:
+        detector = CustomDetector(Path(config.path))
+    except ModelLoadError as err:
+        return str(err)
+    can_judge = getattr(detector.module, "can_judge", None)
+    if can_judge is None:
+        return None
+    try:
+        verdict = can_judge(concept_name, concept_kind)
+    except Exception as err:  # the user's code: report its failure against their file
+        return f"its can_judge({concept_name!r}, {concept_kind!r}) raised {err!r} ({config.path})"
+    return None if verdict else f"its can_judge({concept_name!r}, {concept_kind!r}) said no ({config.path})"
