@@ -53,6 +53,7 @@ class PromptResult:
     flags_before: np.ndarray | None = field(default=None, repr=False)
     flags_after: np.ndarray | None = field(default=None, repr=False)
     label: str = ""  # shown instead of the prompt where the prompt alone is ambiguous (attack restarts)
+    attack_run: int | None = None  # token rows: which TI restart drew them
     draws_instead: dict = field(default_factory=dict)  # forget rows: what the judge sees on the erased side
 
     def as_dict(self) -> dict:
@@ -201,6 +202,8 @@ def _token_attack(original, erased, request, config, judge, draw, progress):
         run_rows = [_row("token", prompt, "concept rate", lambda im: judge.concept(im, [concept]),
                          before[control[1].prompts[i]] if control else None, after[prompt], f"{label}: {prompt}")
                     for i, prompt in enumerate(attack.prompts)]
+        for r in run_rows:
+            r.attack_run = k
         rate = float(np.mean(np.concatenate([r.flags_after for r in run_rows])))
         if rate > strongest[1]:
             strongest = (token, rate)
@@ -280,20 +283,14 @@ def _metrics(rows: list[PromptResult], clip, seed: int) -> dict[str, float | Non
     m["retain_clip_drop"] = (b - a) / b if b and a is not None else None
 
     tokens = group("token")
-    runs: dict[str, list[PromptResult]] = {}
-    for r in tokens:
-        runs.setdefault(r.label.split(":")[0], []).append(r)
-    token_rates = {}
-    for run in runs.values():
-        sub: dict = {}
-        _rate_metrics(sub, "rate", run, sides=("after",))
-        token_rates[sub["rate_ci95_high"]] = sub
-    if token_rates:
-        worst = token_rates[max(token_rates)]
-        m["attack_token_rate"], m["attack_token_rate_ci95_high"] = worst["rate"], worst["rate_ci95_high"]
-        m["attack_token_rate_ci95_low"] = worst["rate_ci95_low"]
-    else:
-        m["attack_token_rate"] = None
+    per_run = []  # each restart's pooled rate on the erased model; the strongest (by its upper end) counts
+    for k in dict.fromkeys(r.attack_run for r in tokens):
+        run: dict = {}
+        _rate_metrics(run, "attack_token_rate", [r for r in tokens if r.attack_run == k], sides=("after",))
+        per_run.append(run)
+    m["attack_token_rate"] = None
+    if per_run:
+        m.update(max(per_run, key=lambda run: (run["attack_token_rate_ci95_high"], run["attack_token_rate"])))
     control = [r for r in tokens if r.flags_before is not None]
     m["attack_control_rate"] = float(_pooled(control, "before").mean()) if control else None
     _rate_metrics(m, "attack_paraphrase_rate", group("paraphrase"))
