@@ -58,6 +58,16 @@ class TextualInversionParams(Strict):
     batch_size: int = Field(default=4, gt=0)
     placeholder: str = Field(default="<concept>", pattern=r"^<[\w-]+>$")
     init_word: str | None = None
+    timesteps: tuple[float, float] = Field(default=(0.0, 1.0), description="The share of the noise schedule TI trains "
+                                           "on, (low, high) in [0, 1]: the noisier half decides shape and colour, the "
+                                           "rest the fine detail in which a rights holder's pictures differ most.")
+
+    @model_validator(mode="after")
+    def _timesteps(self) -> "TextualInversionParams":
+        low, high = self.timesteps
+        if not 0 <= low < high <= 1:
+            raise ValueError(f"timesteps {self.timesteps}: need 0 <= low < high <= 1")
+        return self
 
 
 class LoraTIParams(Strict):

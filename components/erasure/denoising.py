@@ -61,13 +61,17 @@ def training_scheduler(pipe):
     return DDPMScheduler.from_config(pipe.scheduler.config)
 
 
-def noised(scheduler, latents: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Noised latents at uniform random timesteps, the timesteps, and the U-Net's training target.
+def noised(scheduler, latents: torch.Tensor, generator: torch.Generator,
+           timesteps: tuple[float, float] = (0.0, 1.0)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Noised latents at uniform random timesteps (within `timesteps`, a share of the schedule), the
+    timesteps, and the U-Net's training target.
 
     Randomness is drawn on the CPU from `generator` so a seed means the same thing on any device."""
     n = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator).to(latents.device)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (n,), generator=generator).to(latents.device)
+    total = scheduler.config.num_train_timesteps
+    low, high = round(timesteps[0] * total), max(round(timesteps[1] * total), round(timesteps[0] * total) + 1)
+    t = torch.randint(low, high, (n,), generator=generator).to(latents.device)
     noisy = scheduler.add_noise(latents, noise, t)
     if scheduler.config.prediction_type == "v_prediction":
         target = scheduler.get_velocity(latents, noise, t)

@@ -115,7 +115,7 @@ def learn_token(pipe, concept: Concept, images: list[Path], params, seed: int = 
     for step in bar:
         idx = pick(latents.shape[0], params.batch_size, gen).to(device)
         ids = prompt_ids[pick(prompt_ids.shape[0], params.batch_size, gen).to(device)]
-        noisy, t, target = noised(scheduler, latents[idx], gen)
+        noisy, t, target = noised(scheduler, latents[idx], gen, params.timesteps)
         loss = per_sample_mse(predict(pipe.unet, noisy, t, encode(text_encoder, ids)), target).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
