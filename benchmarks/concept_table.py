@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHAPES = ("circle", "square", "triangle", "cross")
 COLOURS = ("red", "green", "blue", "yellow")
 CHECK_SEED = 90210  # not the evaluation's seed: the check draws images the gate never saw
+_ORIGINAL: dict = {}  # the original's check images, drawn once for all concepts
 
 
 def takedown(ticket: Path, home: Path, config: Path) -> tuple[int, float, str]:
@@ -46,7 +47,9 @@ def independent_check(adapter_dir: Path, concept: str, images: int, config) -> d
     fused = load_result(adapter_dir).fused_copy(model.pipeline)
     detector = ConceptDetector.from_pretrained(config.evaluation.detector.path)
     captions = [f"a {c} {s}" for s in SHAPES for c in COLOURS]
-    before = generate(model.pipeline, captions, images, config.sampling, seed=CHECK_SEED)
+    if images not in _ORIGINAL:
+        _ORIGINAL[images] = generate(model.pipeline, captions, images, config.sampling, seed=CHECK_SEED)
+    before = _ORIGINAL[images]
     after = generate(fused, captions, images, config.sampling, seed=CHECK_SEED)
     rows = {}
     for caption in captions:
@@ -72,15 +75,17 @@ def main() -> None:
     parser.add_argument("--concepts", nargs="*", default=[*SHAPES, *COLOURS])
     parser.add_argument("--images", type=int, default=16, help="Images per caption in the independent check.")
     parser.add_argument("--seed", type=int, default=7, help="Seed of the fresh ticket images.")
+    parser.add_argument("--home", type=Path, default=None, help="LETHE_HOME for the takedowns (default: OUT/lethe-home).")
     args = parser.parse_args()
 
     from benchmarks.fresh_tickets import write_ticket
     from components.run_config import load_run_config
 
     config = load_run_config(args.config)
-    home = args.out / "lethe-home"
+    home = args.home or args.out / "lethe-home"
     results = []
-    for k, concept in enumerate(args.concepts):
+    for concept in args.concepts:
+        k = [*SHAPES, *COLOURS].index(concept)  # the same ticket images whichever concepts are run
         ticket = write_ticket(args.out / "tickets" / concept, concept, args.seed + k)
         code, seconds, output = takedown(ticket, home, args.config)
         row = {"concept": concept, "exit_code": code, "verdict": {0: "PROMOTED", 1: "REJECTED"}.get(code, f"exit {code}"),
