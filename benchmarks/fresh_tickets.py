@@ -34,13 +34,18 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[t
     return None
 
 
-def draw(shape: str, colour: str, rng: np.random.Generator) -> Image.Image:
+# Where image i's shape sits (fractions of the side, then jittered): pictures of one concept taken
+# apart, so no two look like near duplicates to the ticket's perceptual-hash rule.
+SPOTS = ((0.32, 0.32), (0.68, 0.68), (0.68, 0.32), (0.32, 0.68), (0.5, 0.5))
+
+
+def draw(shape: str, colour: str, rng: np.random.Generator, spot: int = 0) -> Image.Image:
     big = SIZE * SUPER
     grey = int(rng.integers(30, 80))
     image = Image.new("RGB", (big, big), (grey, grey, int(grey * rng.uniform(0.9, 1.1))))
     pen = ImageDraw.Draw(image)
-    r = rng.uniform(0.22, 0.34) * big
-    cx, cy = rng.uniform(r + 8, big - r - 8, 2)
+    r = rng.uniform(0.2, 0.28) * big
+    cx, cy = np.clip((np.array(SPOTS[spot % len(SPOTS)]) + rng.uniform(-0.05, 0.05, 2)) * big, r + 8, big - r - 8)
     fill = tuple(int(np.clip(v + rng.integers(-15, 16), 0, 255)) for v in HUES[colour])
     points = _polygon(shape, cx, cy, r, rng.uniform(-0.25, 0.25))
     if points is None:
@@ -63,7 +68,7 @@ def write_ticket(folder: Path, concept: str, seed: int, n_images: int = 5) -> Pa
         else:
             shape, colour = SHAPES[i % len(SHAPES)], concept
         name = f"{concept}_{i + 1}.png"
-        draw(shape, colour, rng).save(folder / name)
+        draw(shape, colour, rng, i).save(folder / name)
         names.append(name)
     ticket = {"ticket_id": f"FRESH-{concept.upper()}", "concept": concept, "kind": "object", "images": names,
               "requester": "Lethe generality check", "legal_basis": "test: toy world, no real rights",
