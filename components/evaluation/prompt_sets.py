@@ -135,7 +135,8 @@ def evaluation_sets(request: ErasureRequest, evaluation) -> EvaluationSets:
     training = [p for p in corpus if heldout_score(p) >= fraction]
     if evaluation.retain_corpus.max_heldout:
         heldout = heldout[:evaluation.retain_corpus.max_heldout]
-    heldout = [p for p in corpus if p in set(heldout)]  # corpus order, for a readable report
+    chosen = set(heldout)
+    heldout = [p for p in corpus if p in chosen]  # corpus order, for a readable report
     named = [*keep(evaluation.retain_prompts, "config retain_prompts"),
              *keep(request.retain_prompts, "ticket retain_prompts")]
     named = list(dict.fromkeys(named))
