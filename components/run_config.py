@@ -58,6 +58,9 @@ class TextualInversionParams(Strict):
     batch_size: int = Field(default=4, gt=0)
     placeholder: str = Field(default="<concept>", pattern=r"^<[\w-]+>$")
     init_word: str | None = None
+    templates: list[str] | None = Field(default=None, description="TI's prompts, '{}' for the placeholder (method A's "
+                                        "token prompts too); None: the concept kind's templates (erasure/templates.py). "
+                                        "A base model that knows only some forms of prompt (the toy world) names them.")
     timesteps: tuple[float, float] = Field(default=(0.0, 1.0), description="The share of the noise schedule TI trains "
                                            "on, (low, high) in [0, 1]: the noisier half decides shape and colour, the "
                                            "rest the fine detail in which a rights holder's pictures differ most.")
@@ -67,7 +70,20 @@ class TextualInversionParams(Strict):
         low, high = self.timesteps
         if not 0 <= low < high <= 1:
             raise ValueError(f"timesteps {self.timesteps}: need 0 <= low < high <= 1")
+        if self.templates is not None and (not self.templates or any(t.count("{}") != 1 for t in self.templates)):
+            raise ValueError(f"templates {self.templates}: each needs exactly one '{{}}' for the placeholder")
         return self
+
+
+class AdversaryParams(Strict):
+    """Adversarial rounds inside method A (AdvUnlearn's idea, with a TI-style attacker): token embeddings that
+    learn, step by step against the adapter being trained, to bring the concept back from the ticket's images;
+    their prompts join the forget term, so the adapter also closes the doors a recovery attack would find."""
+    tokens: int = Field(default=0, ge=0, description="Adversarial embeddings trained alongside the LoRA; 0: off.")
+    learning_rate: float = Field(default=0.01, gt=0, description="Their Adam rate (textual inversion's scale).")
+    inner_steps: int = Field(default=1, gt=0, description="Attacker steps per LoRA step.")
+    reset_every: int | None = Field(default=None, gt=0, description="Restart the attackers from their initial "
+                                    "embeddings every N steps, as a fresh attack would start; None: never.")
 
 
 class LoraTIParams(Strict):
@@ -88,6 +104,7 @@ class LoraTIParams(Strict):
         "(the prompt without the concept's words) pushed away from the concept by `negative_guidance`.")
     negative_guidance: float = Field(default=1.0, ge=0, description="anchored: target = e(anchor) - g (e(prompt) - e(anchor)).")
     train_final_layer_norm: bool = Field(default=True, description="Also retrain the final layer norm (shipped beside the LoRA).")
+    adversary: AdversaryParams = AdversaryParams()
 
 
 class TextEncoderAscentParams(Strict):

@@ -45,12 +45,14 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
     device = pipe.unet.device
 
     tokenizer, text_encoder, _ = text_encoder_with_token(pipe, token.token, token.embedding)
+    adversary = _Adversary(tokenizer, text_encoder, params.adversary, config.textual_inversion, token.embedding)
     text_encoder.to(device)
     frozen(text_encoder, pipe.unet, pipe.vae, pipe.text_encoder)
-    templates = templates_for(concept.kind)
+    templates = config.textual_inversion.templates or templates_for(concept.kind)  # the token's prompts, as TI learned it
     name_prompts, token_prompts = request.concept_prompts(), fill(templates, token.token)
     name_ids = tokenize(tokenizer, name_prompts, device)
     token_ids = tokenize(tokenizer, token_prompts, device)
+    adversary_ids = [tokenize(tokenizer, fill(templates, word), device) for word in adversary.words]
     anchored = params.forget_objective == "anchored"
     if anchored:  # the original encoder's states for each forget prompt and its anchor (before LoRA is added)
         with torch.no_grad():
@@ -80,29 +82,36 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
     bar = tqdm(range(params.steps), desc=f"method A (LoRA+TI) {concept.name}", disable=not progress)
     for step in bar:
         chosen = latents if batch == latents.shape[0] else latents[pick(latents.shape[0], batch, gen).to(device)]
-        noisy, t, target = noised(scheduler, chosen, gen)
         n = chosen.shape[0]
+        attacker_loss = adversary.attack(pipe.unet, scheduler, chosen, adversary_ids, step, gen)
+        noisy, t, target = noised(scheduler, chosen, gen)
         name_pick, token_pick = pick(name_ids.shape[0], n, gen).to(device), pick(token_ids.shape[0], n, gen).to(device)
-        pred_name = predict(pipe.unet, noisy, t, encode(text_encoder, name_ids[name_pick]))
-        pred_token = predict(pipe.unet, noisy, t, encode(text_encoder, token_ids[token_pick]))
-        loss_name, loss_token = per_sample_mse(pred_name, target), per_sample_mse(pred_token, target)
-        if anchored:
-            with torch.no_grad():
-                steer = [_steered(pipe.unet, noisy, t, anchor[i], orig[i], params.negative_guidance)
-                         for anchor, orig, i in ((name_anchor, name_orig, name_pick), (token_anchor, token_orig, token_pick))]
-            forget = per_sample_mse(pred_name, steer[0]).mean() + per_sample_mse(pred_token, steer[1]).mean()
-        else:
-            forget = -(loss_name.clamp(max=params.ascent_bound).mean() + loss_token.clamp(max=params.ascent_bound).mean())
         r = pick(retain_ids.shape[0], n, gen).to(device)
+        # Every prompt of the step in one U-Net call (forget prompts, the attackers' prompts, retain prompts)
+        forget_ids = [name_ids[name_pick], token_ids[token_pick]]
+        adv_pick = [pick(len(templates), n, gen).to(device) for _ in adversary_ids]
+        forget_ids += [ids[k] for ids, k in zip(adversary_ids, adv_pick)]
+        groups = len(forget_ids)
+        states = encode(text_encoder, torch.cat([*forget_ids, retain_ids[r]]))
+        preds = predict(pipe.unet, noisy.repeat(groups + 1, 1, 1, 1), t.repeat(groups + 1), states).split(n)
+        forget_preds, retain_pred = preds[:groups], preds[groups]
+        loss_name, loss_token = per_sample_mse(forget_preds[0], target), per_sample_mse(forget_preds[1], target)
         with torch.no_grad():
-            keep_target = predict(pipe.unet, noisy, t, retain_orig[r])
-        retain = per_sample_mse(predict(pipe.unet, noisy, t, encode(text_encoder, retain_ids[r])), keep_target).mean()
+            keep_target, *steer = _targets(pipe.unet, noisy, t, retain_orig[r], params.negative_guidance, [
+                (name_anchor[name_pick], name_orig[name_pick]), (token_anchor[token_pick], token_orig[token_pick]),
+                *[(token_anchor[k], token_orig[k]) for k in adv_pick]] if anchored else [])
+        if anchored:
+            forget = sum(per_sample_mse(pred, goal).mean() for pred, goal in zip(forget_preds, steer))
+        else:
+            forget = -sum(per_sample_mse(pred, target).clamp(max=params.ascent_bound).mean() for pred in forget_preds)
+        retain = per_sample_mse(retain_pred, keep_target).mean()
         loss = params.forget_weight * forget + params.retain_weight * retain
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         history.append({"step": step, "loss": loss.item(), "name_denoise": loss_name.mean().item(),
-                        "token_denoise": loss_token.mean().item(), "retain": retain.item()})
+                        "token_denoise": loss_token.mean().item(), "retain": retain.item(),
+                        **({"attacker_denoise": attacker_loss} if attacker_loss is not None else {})})
         bar.set_postfix(name=f"{loss_name.mean().item():.3f}", retain=f"{retain.item():.4f}")
 
     lora = {f"text_encoder.{k}": v for k, v in get_peft_model_state_dict(text_encoder, save_embedding_layers=False).items()}
@@ -117,8 +126,63 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
         wall_time_s=time.perf_counter() - start, history=history)
 
 
-def _steered(unet, noisy, t, anchor_states, prompt_states, guidance: float) -> torch.Tensor:
-    """The anchored target: the anchor's prediction, pushed away from the prompt's by `guidance`."""
-    e_anchor = predict(unet, noisy, t, anchor_states)
-    e_prompt = predict(unet, noisy, t, prompt_states)
-    return e_anchor - guidance * (e_prompt - e_anchor)
+def _targets(unet, noisy, t, retain_states, guidance: float, pairs) -> list[torch.Tensor]:
+    """In one U-Net call: the original's prediction for the retain prompts, then per (anchor, prompt) pair the
+    anchored target, the anchor's prediction pushed away from the prompt's by `guidance`."""
+    n = noisy.shape[0]
+    states = torch.cat([retain_states, *[s for pair in pairs for s in pair]])
+    k = 1 + 2 * len(pairs)
+    preds = predict(unet, noisy.repeat(k, 1, 1, 1), t.repeat(k), states).split(n)
+    steered = [preds[1 + 2 * i] - guidance * (preds[2 + 2 * i] - preds[1 + 2 * i]) for i in range(len(pairs))]
+    return [preds[0], *steered]
+
+
+class _Adversary:
+    """Attacker embeddings in the (copied) text encoder's table, trained by TI's loss through the current
+    adapter; they start from TI's init word and from the learned concept token, alternately, and restart
+    there every `reset_every` steps."""
+
+    def __init__(self, tokenizer, text_encoder, params, ti_params, concept_row: torch.Tensor):
+        self.params, self.timesteps, self.text_encoder = params, tuple(ti_params.timesteps), text_encoder
+        self.words = [f"<lethe-adversary-{j}>" for j in range(params.tokens)]
+        if not self.words:
+            return
+        if tokenizer.add_tokens(self.words) != len(self.words):
+            raise ValueError("the adversary's placeholders are already in the tokenizer's vocabulary")
+        self.ids = tokenizer.convert_tokens_to_ids(self.words)
+        text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        self.table = text_encoder.get_input_embeddings().weight
+        with torch.no_grad():
+            init_ids = tokenizer(ti_params.init_word, add_special_tokens=False).input_ids if ti_params.init_word else []
+            word_row = self.table[init_ids].mean(0) if init_ids else self.table[: self.ids[0]].mean(0)
+            self.starts = torch.stack([word_row if j % 2 == 0 else concept_row.reshape(-1).to(word_row)
+                                       for j in range(len(self.words))])
+        self._reset()
+
+    def _reset(self) -> None:
+        with torch.no_grad():
+            self.table[self.ids] = self.starts.to(self.table)
+        self.rows = self.table[self.ids].detach().clone().float().requires_grad_(True)
+        self.optimizer = torch.optim.Adam([self.rows], lr=self.params.learning_rate)
+
+    def attack(self, unet, scheduler, latents, prompt_ids: list[torch.Tensor], step: int, gen) -> float | None:
+        """`inner_steps` TI steps of every attacker against the adapter as it is now; their mean loss."""
+        if not self.words:
+            return None
+        if self.params.reset_every and step and step % self.params.reset_every == 0:
+            self._reset()
+        n, losses = latents.shape[0], []
+        for _ in range(self.params.inner_steps):
+            noisy, t, target = noised(scheduler, latents.repeat(len(self.words), 1, 1, 1), gen, self.timesteps)
+            ids = torch.cat([ids[pick(ids.shape[0], n, gen).to(ids.device)] for ids in prompt_ids])
+            self.table.requires_grad_(True)  # for this loss only: the LoRA's own step never sees these rows move
+            loss = per_sample_mse(predict(unet, noisy, t, encode(self.text_encoder, ids)), target).mean()
+            (grad,) = torch.autograd.grad(loss, [self.table])
+            self.table.requires_grad_(False)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.rows.grad = grad[self.ids].to(self.rows)
+            self.optimizer.step()
+            with torch.no_grad():
+                self.table[self.ids] = self.rows.detach().to(self.table)
+            losses.append(loss.item())
+        return sum(losses) / len(losses)

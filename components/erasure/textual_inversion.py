@@ -96,7 +96,7 @@ def learn_token(pipe, concept: Concept, images: list[Path], params, seed: int = 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     device = pipe.unet.device
-    templates = list(templates or templates_for(concept.kind))
+    templates = list(templates or params.templates or templates_for(concept.kind))
     tokenizer, text_encoder, token_id = text_encoder_with_token(pipe, params.placeholder, params.init_word)
     text_encoder.to(device)
     frozen(text_encoder, pipe.unet, pipe.vae)
