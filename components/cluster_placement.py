@@ -79,7 +79,9 @@ def pipeline_settings(stack: StackConfig | None, scheduled: bool = False) -> dic
 def step_settings(config: RunConfig, stack: StackConfig | None, step: str) -> dict:
     """Settings for one takedown step (components.run_config.TAKEDOWN_STEPS) from its compute profile."""
     profile = config.compute.profile(step)
-    settings: dict = {"resources": profile.resource_settings()} if profile.resource_settings() else {}
+    if not profile.resource_settings():
+        return {}  # the orchestrator's defaults and the pipeline-wide settings (no GPU) place it
+    settings: dict = {"resources": profile.resource_settings()}
     if stack is None or not stack.remote:
         return settings
     gpu = stack.gpu_node
