@@ -14,7 +14,6 @@ Plain dicts keep this testable without ZenML; ZenML validates them against its s
 from __future__ import annotations
 
 import re
-
 from collections.abc import Mapping
 
 from .run_config import ComputeProfile, RunConfig
@@ -35,14 +34,14 @@ def k8s_quantity(memory: str) -> str:
     return number + _K8S_MEMORY_UNITS[unit]
 
 
-def _pod_resources(resources: ComputeProfile) -> dict:
+def _pod_resources(profile: ComputeProfile) -> dict:
     requests, limits = {}, {}
-    if resources.cpu_count:
-        requests["cpu"] = f"{resources.cpu_count:g}"
-    if resources.memory:
-        requests["memory"] = limits["memory"] = k8s_quantity(resources.memory)
-    if resources.gpu_count:
-        limits["nvidia.com/gpu"] = str(resources.gpu_count)  # extended resources: limits only, as strings
+    if profile.cpu_count:
+        requests["cpu"] = f"{profile.cpu_count:g}"
+    if profile.memory:
+        requests["memory"] = limits["memory"] = k8s_quantity(profile.memory)
+    if profile.gpu_count:
+        limits["nvidia.com/gpu"] = str(profile.gpu_count)  # extended resources: limits only, as strings
     return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
 
 

@@ -166,7 +166,6 @@ def register(ticket_path: str | Path, config_path: str | Path, token_dir: str, a
     """Stage 5: a pending registry version with every artefact and the lineage tags."""
     from .erasure.result import load_result
     from .lineage import lineage_tags
-
     from .model_loading import model_identity
 
     loaded, config = load_inputs(ticket_path, config_path)
