@@ -1,18 +1,22 @@
 """Where each step's pod goes: ZenML settings (plain dicts) from the run config and the stack config.
 
-Only the training step asks for a GPU; every other step stays on CPU nodes. The orchestrators differ:
+Placement is data: the run config's `compute` block gives each takedown step a profile (device, GPU count,
+CPU, memory), the stack config says where the GPU nodes are, and `step_settings` turns both into one step's
+settings by its name. A step whose profile has a GPU goes to the GPU node; every other step stays on CPU nodes.
+The orchestrators differ:
 - Kubernetes ignores ZenML's ResourceSettings, so the GPU limit (a string), the tolerations and the node
   selector/affinity go into the step's `pod_settings`; every pod also mounts the shared volume.
 - Kubeflow Pipelines 2 honours only a node selector and ResourceSettings(gpu_count): the GPU request is
-  the `accelerator` node selector plus gpu_count on the training step.
+  the `accelerator` node selector plus gpu_count on the step.
 - The local orchestrator ignores all of it; ResourceSettings are still attached so the run records them.
 Plain dicts keep this testable without ZenML; ZenML validates them against its settings classes.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-from .run_config import RunConfig, StepResources
+from .run_config import ComputeProfile, RunConfig
 from .stack_config import StackConfig
 
 _K8S_MEMORY_UNITS = {"KB": "k", "KiB": "Ki", "MB": "M", "MiB": "Mi", "GB": "G", "GiB": "Gi", "TB": "T", "TiB": "Ti"}
@@ -30,14 +34,14 @@ def k8s_quantity(memory: str) -> str:
     return number + _K8S_MEMORY_UNITS[unit]
 
 
-def _pod_resources(resources: StepResources) -> dict:
+def _pod_resources(profile: ComputeProfile) -> dict:
     requests, limits = {}, {}
-    if resources.cpu_count:
-        requests["cpu"] = f"{resources.cpu_count:g}"
-    if resources.memory:
-        requests["memory"] = limits["memory"] = k8s_quantity(resources.memory)
-    if resources.gpu_count:
-        limits["nvidia.com/gpu"] = str(resources.gpu_count)  # extended resources: limits only, as strings
+    if profile.cpu_count:
+        requests["cpu"] = f"{profile.cpu_count:g}"
+    if profile.memory:
+        requests["memory"] = limits["memory"] = k8s_quantity(profile.memory)
+    if profile.gpu_count:
+        limits["nvidia.com/gpu"] = str(profile.gpu_count)  # extended resources: limits only, as strings
     return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
 
 
@@ -71,16 +75,18 @@ def pipeline_settings(stack: StackConfig | None, scheduled: bool = False) -> dic
     return {"orchestrator": orchestrator, "docker": docker_settings(stack)}
 
 
-def training_step_settings(config: RunConfig, stack: StackConfig | None) -> dict:
-    """Settings for the training step alone: the GPU node."""
-    resources = config.orchestration.training
-    settings: dict = {"resources": resources.model_dump(exclude_none=True)} if resources.model_dump(exclude_none=True) else {}
+def step_settings(config: RunConfig, stack: StackConfig | None, step: str) -> dict:
+    """Settings for one takedown step (components.run_config.TAKEDOWN_STEPS) from its compute profile."""
+    profile = config.compute.profile(step)
+    if not profile.resource_settings():
+        return {}  # the orchestrator's defaults and the pipeline-wide settings (no GPU) place it
+    settings: dict = {"resources": profile.resource_settings()}
     if stack is None or not stack.remote:
         return settings
     gpu = stack.gpu_node
     if stack.orchestrator.flavor == "kubernetes":
-        pod = _shared_pod_settings(stack) | {"resources": _pod_resources(resources)}
-        if resources.gpu_count:  # a CPU-only model (the toy world) stays off the GPU pool
+        pod = _shared_pod_settings(stack) | {"resources": _pod_resources(profile)}
+        if profile.gpu_count:  # a CPU profile stays off the GPU pool
             pod |= {"node_selectors": dict(gpu.node_selectors), "tolerations": list(gpu.tolerations)}
             if gpu.affinity:
                 pod["affinity"] = gpu.affinity
@@ -89,9 +95,22 @@ def training_step_settings(config: RunConfig, stack: StackConfig | None) -> dict
         # ZenML 0.98 hands KFP's set_memory_limit a float (ResourceSettings.get_memory()), which kfp 2.16 rejects:
         # with a memory request the pipeline cannot even compile (tests/test_cluster_stacks.py), so none is sent.
         settings["resources"] = {k: v for k, v in settings.get("resources", {}).items() if k != "memory"}
-        if gpu.accelerator and resources.gpu_count:
+        if not settings["resources"]:
+            del settings["resources"]
+        if gpu.accelerator and profile.gpu_count:
             # ZenML's documented form. ZenML 0.98 loses it: KubeflowOrchestratorSettings' "before" validator rebuilds
             # pod_settings from a legacy top-level `node_selectors` that its compiler strips as unknown, so the
-            # KFP spec gets no GPU (xfail in tests/test_cluster_stacks.py, to notice the upstream fix).
+            # KFP spec gets no GPU (xfail in tests/test_cluster_stacks.py; README: what the operator does meanwhile).
             settings["orchestrator"] = {"pod_settings": {"node_selectors": {"accelerator": gpu.accelerator}}}
     return settings
+
+
+def steps_settings(config: RunConfig, stack: StackConfig | None, stages: Mapping[str, str | None]) -> dict:
+    """Per-step settings of a pipeline whose steps run the takedown stages `stages` maps them to (None: a step
+    that runs none, placed by the pipeline-wide settings alone); steps that need nothing are left out."""
+    out = {}
+    for name, stage in stages.items():
+        settings = step_settings(config, stack, stage) if stage else {}
+        if settings:
+            out[name] = settings
+    return out

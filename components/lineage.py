@@ -46,7 +46,8 @@ def _json(value) -> str:
 
 
 def lineage_tags(loaded_ticket, model, result, metrics: dict, config_name: str, run_id: str | None = None) -> dict[str, str]:
-    """loaded_ticket: ticket.LoadedTicket; model: model_loading.LoadedModel; result: an ErasureResult."""
+    """loaded_ticket: ticket.LoadedTicket; model: model_loading.ModelIdentity (or a LoadedModel); result: an
+    ErasureResult."""
     t = loaded_ticket.ticket
     tags = {
         "ticket_id": t.ticket_id, "ticket_sha256": loaded_ticket.sha256,

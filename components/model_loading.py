@@ -80,6 +80,20 @@ def weights_sha256(folder: Path) -> str:
     return outer.hexdigest()
 
 
+@dataclass
+class ModelIdentity:
+    """What lineage names a base model by, read from its files without loading it (no device needed)."""
+    source: str
+    revision: str | None
+    folder: Path
+    weights_sha256: str
+
+
+def model_identity(source: str | Path, revision: str | None = None, allow_download: bool = False) -> ModelIdentity:
+    folder = resolve_folder(source, revision, allow_download)
+    return ModelIdentity(source=str(source), revision=revision, folder=folder, weights_sha256=weights_sha256(folder))
+
+
 def load_pipeline(source: str | Path, revision: str | None = None, device: str = "cpu", dtype: str = "float32",
                   allow_download: bool = False) -> LoadedModel:
     from diffusers import StableDiffusionPipeline

@@ -40,9 +40,18 @@ class BaseModelSource(Strict):
 
 
 class Runtime(Strict):
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """How every step computes; where each step runs, and on which device, is its compute profile's (Compute)."""
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _device_moved(cls, data):
+        # One device for all steps put the register step, on a CPU pod, on CUDA: say where it went, not "typo".
+        if isinstance(data, dict) and "device" in data:
+            raise ValueError("'device' moved to the compute profiles: give each step's profile its device "
+                             "(compute.profiles.NAME.device, compute.steps.STEP: NAME)")
+        return data
 
 
 class Sampling(Strict):
@@ -307,16 +316,59 @@ class Thresholds(Strict):
     max_collapse_rate: float | None = Field(default=None, ge=0, le=1, description="Forget prompts: share of blank or noise images on the erased model (upper 95%); None: reported only.")
 
 
-class StepResources(Strict):
-    """What a step asks its orchestrator for (ZenML ResourceSettings); the local orchestrator ignores them,
-    Kubernetes/Kubeflow turn them into pod requests. Unset: the orchestrator's default."""
+# The takedown pipeline's steps (pipelines/takedown_pipeline.py), by which the compute block places them; the sweep
+# pipeline's steps run the same stages and are placed by these names too (pipelines/sweep_pipeline.py: STAGES).
+TAKEDOWN_STEPS = ("validate_ticket_images", "learn_concept_token", "train_unlearning", "evaluate_adapter",
+                  "register_adapter", "gate")
+TakedownStep = Literal[TAKEDOWN_STEPS]
+
+
+class ComputeProfile(Strict):
+    """What a step runs on: the device its code loads the model on, and what its pod asks the orchestrator for
+    (ZenML ResourceSettings; the local orchestrator only records them). Unset: the orchestrator's default."""
+    device: Literal["cpu", "cuda", "auto"] = Field(default="cpu", description="Where the step loads the model; "
+                                                   "auto: CUDA if the machine has it, else CPU.")
+    gpu_count: int = Field(default=0, ge=0, description="GPUs the step's pod asks for; on a cluster, > 0 also sends "
+                           "it to the stack config's gpu_node.")
     cpu_count: float | None = Field(default=None, gt=0)
-    gpu_count: int | None = Field(default=None, ge=0)
     memory: str | None = Field(default=None, pattern=r"^\d+(KB|KiB|MB|MiB|GB|GiB|TB|TiB)$", description="e.g. '32GiB'")
 
+    @model_validator(mode="after")
+    def _device_matches_gpus(self) -> "ComputeProfile":
+        # A CUDA step without a GPU request lands on a CPU pod and fails at model loading; the reverse idles a GPU.
+        if self.device == "cuda" and not self.gpu_count:
+            raise ValueError("device 'cuda' needs gpu_count >= 1: on a cluster its pod would get no GPU")
+        if self.device == "cpu" and self.gpu_count:
+            raise ValueError(f"gpu_count {self.gpu_count} with device 'cpu' reserves GPUs the step never uses")
+        return self
 
-class Orchestration(Strict):
-    training: StepResources = Field(default_factory=StepResources, description="The train_unlearning step (the GPU node).")
+    def resource_settings(self) -> dict:
+        """ZenML ResourceSettings fields, only those set."""
+        fields = {"cpu_count": self.cpu_count, "gpu_count": self.gpu_count or None, "memory": self.memory}
+        return {key: value for key, value in fields.items() if value is not None}
+
+
+CPU_PROFILE = ComputeProfile()  # a step no profile names: CPU, the orchestrator's default resources
+
+
+class Compute(Strict):
+    """Placement as data: named profiles, and which takedown step runs on which (a step not listed: CPU_PROFILE)."""
+    profiles: dict[str, ComputeProfile] = Field(default_factory=dict, description="Profile name -> what a step needs.")
+    steps: dict[TakedownStep, str] = Field(default_factory=dict, description="Takedown step -> profile name.")
+
+    @model_validator(mode="after")
+    def _profiles_exist(self) -> "Compute":
+        for step, name in self.steps.items():
+            if name not in self.profiles:
+                raise ValueError(f"steps.{step}: no profile {name!r} in compute.profiles (defined: "
+                                 f"{', '.join(sorted(self.profiles)) or 'none'})")
+        return self
+
+    def profile(self, step: str) -> ComputeProfile:
+        """The profile of a takedown step; a name that is no step is a bug, not a CPU step."""
+        if step not in TAKEDOWN_STEPS:
+            raise KeyError(f"{step!r} is not a takedown step ({', '.join(TAKEDOWN_STEPS)})")
+        return self.profiles[self.steps[step]] if step in self.steps else CPU_PROFILE
 
 
 class RunConfig(Strict):
@@ -328,7 +380,15 @@ class RunConfig(Strict):
     erasure: Erasure = Erasure()
     evaluation: Evaluation
     thresholds: Thresholds = Thresholds()
-    orchestration: Orchestration = Orchestration()
+    compute: Compute = Compute()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _orchestration_moved(cls, data):
+        if isinstance(data, dict) and "orchestration" in data:
+            raise ValueError("'orchestration' became 'compute': profiles (device, gpu_count, cpu_count, memory) and "
+                             "which step runs on which (see configs/sd21.yaml)")
+        return data
 
     def resolve_paths(self, folder: Path) -> "RunConfig":
         """Relative paths in a config file are relative to that file's folder."""

@@ -1,6 +1,6 @@
 """The stack config: where a takedown runs (configs/stacks/*.yaml), validated like the run config.
 
-A run config says what to erase and how (model, method, thresholds, the training step's GPU/CPU/memory);
+A run config says what to erase and how (model, method, thresholds, each step's device/GPU/CPU/memory);
 a stack config says on which infrastructure: the ZenML orchestrator, artefact store, container registry,
 the MLflow server, the shared volume and the GPU node pool. The same sd21.yaml then runs on any cluster.
 """
@@ -58,7 +58,8 @@ class SharedVolume(Strict):
 
 
 class GpuNode(Strict):
-    """Where the training step goes: the GPU node pool's labels and taints (cluster facts, not model facts)."""
+    """Where a step whose compute profile has a GPU goes: the GPU node pool's labels and taints (cluster facts,
+    not model facts)."""
     node_selectors: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list, description="Kubernetes Toleration objects.")
     affinity: dict[str, Any] | None = Field(default=None, description="A Kubernetes Affinity object (kubernetes flavor).")

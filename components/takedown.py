@@ -51,7 +51,20 @@ def validate(ticket_path: str | Path, config_path: str | Path, work: Path) -> di
             "images": {f.path: f.sha256 for f in report.facts}, "validation_file": str(work / VALIDATION_JSON)}
 
 
-def _model(config: RunConfig):
+# The stages that load the model, by their takedown step's name: each loads it on its step's compute profile's
+# device, so a step asks only for the device its pod was given (components/cluster_placement.py).
+MODEL_STEPS = ("learn_concept_token", "train_unlearning", "evaluate_adapter")
+
+
+def model_device(config: RunConfig, step: str) -> str | None:
+    """The device a takedown step's code loads the model on; None: the step loads no model."""
+    profile = config.compute.profile(step)  # a name that is no takedown step raises
+    return profile.device if step in MODEL_STEPS else None
+
+
+def _model(config: RunConfig, step: str):
+    if step not in MODEL_STEPS:
+        raise ValueError(f"step {step!r} loads no model (MODEL_STEPS): its pod may have no device for one")
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -62,7 +75,7 @@ def _model(config: RunConfig):
     transformers_logging.disable_progress_bar()
 
     b = config.base_model
-    return load_pipeline(b.source, b.revision, config.runtime.device, config.runtime.dtype, b.allow_download)
+    return load_pipeline(b.source, b.revision, model_device(config, step), config.runtime.dtype, b.allow_download)
 
 
 def learn_concept_token(ticket_path: str | Path, config_path: str | Path, work: Path, progress: bool = False) -> str:
@@ -72,7 +85,7 @@ def learn_concept_token(ticket_path: str | Path, config_path: str | Path, work: 
     from .erasure.textual_inversion import learn_token
 
     loaded, config = load_inputs(ticket_path, config_path)
-    model = _model(config)
+    model = _model(config, "learn_concept_token")
     token = learn_token(model.pipeline, ErasureRequest.from_ticket(loaded).concept, loaded.image_paths,
                         config.erasure.textual_inversion, seed=config.runtime.seed, progress=progress)
     if not math.isfinite(token.embedding.sum().item()):
@@ -100,7 +113,7 @@ def train_unlearning(ticket_path: str | Path, config_path: str | Path, token_dir
     from .erasure.methods import erase
 
     loaded, config = load_inputs(ticket_path, config_path)
-    model = _model(config)
+    model = _model(config, "train_unlearning")
     # A record that training began: a run that dies here leaves it, and no adapter, behind.
     (work / "training_started.json").write_text(json.dumps({"method": config.erasure.method,
                                                             "base_weights_sha256": model.weights_sha256}) + "\n")
@@ -126,7 +139,7 @@ def evaluate(ticket_path: str | Path, config_path: str | Path, token_dir: str, a
     from .evaluation.report import identifiers_for, write_report
 
     loaded, config = load_inputs(ticket_path, config_path)
-    model = _model(config)
+    model = _model(config, "evaluate_adapter")
     result = load_result(adapter_dir)
     evaluation = evaluate_result(model, result, request_for(loaded, config, token_dir), config, progress=progress,
                                  cache_folder=cache_folder)
@@ -153,9 +166,12 @@ def register(ticket_path: str | Path, config_path: str | Path, token_dir: str, a
     """Stage 5: a pending registry version with every artefact and the lineage tags."""
     from .erasure.result import load_result
     from .lineage import lineage_tags
+    from .model_loading import model_identity
 
     loaded, config = load_inputs(ticket_path, config_path)
-    model = _model(config)
+    # The base model's identity only: hashing its files needs no device, and this step's pod has none.
+    base = config.base_model
+    model = model_identity(base.source, base.revision, base.allow_download)
     result = load_result(adapter_dir)
     tags = lineage_tags(loaded, model, result, metrics, config.name, run_id)
     sets = json.loads((Path(report_dir) / "metrics.json").read_text())["info"].get("prompt_sets", {})

@@ -71,11 +71,13 @@ def _admit(ticket: Path, cfg, config_path: Path):
         _fail_input(err)
 
 
-def _load_model(config):
+def _load_model(config, step: str):
+    """The model on the device of the pipeline step this command does the work of (its compute profile)."""
     from components.model_loading import ModelLoadError, load_pipeline
+    from components.takedown import model_device
 
     try:
-        return load_pipeline(config.base_model.source, config.base_model.revision, config.runtime.device,
+        return load_pipeline(config.base_model.source, config.base_model.revision, model_device(config, step),
                              config.runtime.dtype, config.base_model.allow_download)
     except ModelLoadError as err:
         _fail_input(err)
@@ -133,7 +135,7 @@ def generate(prompt: str = typer.Argument(..., help='What to draw, e.g. "a red c
     from components.image_grid import Cell, labelled_grid
 
     cfg = _load_config(config)
-    model = _load_model(cfg)
+    model = _load_model(cfg, "evaluate_adapter")
     generator = torch.Generator(device="cpu").manual_seed(seed)
     with console.status(f"generating {n} image(s) for {prompt!r} on {model.device}"):
         images = model.pipeline([prompt] * n, num_inference_steps=cfg.sampling.steps,
@@ -169,7 +171,7 @@ def world_grid(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the
     if cfg.evaluation.detector.kind != "toy":
         _fail_input(ValueError(f"{config}: evaluation.detector.kind: `lethe world grid` draws the toy world's captions and "
                                f"needs its detector (kind: toy), not {cfg.evaluation.detector.kind!r}"))
-    model = _load_model(cfg)
+    model = _load_model(cfg, "evaluate_adapter")
     detector = ConceptDetector.from_pretrained(cfg.evaluation.detector.path)
     with Progress(console=console) as progress:
         task = progress.add_task("generating", total=len(all_captions()))
@@ -214,7 +216,7 @@ def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YA
         _fail_input(ValueError(f"--method {method!r}: choose one of {', '.join(sorted(METHODS))}"))
     erasure = cfg.erasure.model_copy(update={"method": method or cfg.erasure.method})
     out = out or REPO_ROOT / "out" / "erase" / _slug(loaded.ticket.ticket_id)
-    pipe = _load_model(cfg).pipeline
+    pipe = _load_model(cfg, "train_unlearning").pipeline
     token = None
     if erasure.method == "lora_ti":  # the pipeline's step 2: the token first, saved beside the adapter
         token = learn_token(pipe, ErasureRequest.from_ticket(loaded).concept, loaded.image_paths,
@@ -260,7 +262,7 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
         token = LearnedToken.load(token_dir) if token_dir.is_dir() else None
     except ArtefactError as err:
         _fail_input(err)
-    model = _load_model(cfg)
+    model = _load_model(cfg, "evaluate_adapter")
     request = with_prompt_sets(ErasureRequest.from_ticket(loaded, seed=cfg.runtime.seed, learned_token=token),
                                cfg.evaluation)
     try:

@@ -103,7 +103,7 @@ def scheduled_sweep(cron: str, inbox: str, config_path: Path, stack, name: str):
 
     from components.run_config import load_run_config
     from pipelines.stack_activation import pipeline_options
-    from pipelines.sweep_pipeline import TRAINING_STEP, sweep_pipeline
+    from pipelines.sweep_pipeline import STAGES, sweep_pipeline
 
     if not stack.remote:
         raise ValueError("the local orchestrator runs no schedules: use a kubernetes or kubeflow stack config, or "
@@ -111,7 +111,7 @@ def scheduled_sweep(cron: str, inbox: str, config_path: Path, stack, name: str):
     if not CRON.match(cron):
         raise ValueError(f"--cron {cron!r}: expected five fields, e.g. '0 3 * * *'")
     parameters = {"inbox": inbox_in_pods(inbox, stack), "config_path": path_in_pods(config_path, stack)}
-    options = pipeline_options(load_run_config(config_path), stack, TRAINING_STEP, scheduled=True)
+    options = pipeline_options(load_run_config(config_path), stack, STAGES, scheduled=True)
     pipeline = sweep_pipeline.with_options(schedule=Schedule(name=name, cron_expression=cron), **options)
     return pipeline, parameters
 

@@ -25,7 +25,8 @@ def configure_environment() -> None:
     home = lethe_home()
     home.mkdir(parents=True, exist_ok=True)
     for key, value in {"ZENML_CONFIG_PATH": str(home / "zenml"), "ZENML_ANALYTICS_OPT_IN": "false",
-                       "ZENML_LOGGING_VERBOSITY": "INFO",  # ZenML's "step X has started / finished in Ns" lines "ZENML_ENABLE_RICH_TRACEBACK": "false",
+                       "ZENML_LOGGING_VERBOSITY": "INFO",  # ZenML's "step X has started / finished in Ns" lines
+                       "ZENML_ENABLE_RICH_TRACEBACK": "false",
                        "AUTO_OPEN_DASHBOARD": "false", "MLFLOW_ENABLE_TELEMETRY": "false",
                        "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}.items():
         os.environ.setdefault(key, value)

@@ -68,12 +68,12 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
     from steps.registry_target import active_registry
 
     active_registry().check_reachable()  # before any training: a run that cannot register must not start
-    from pipelines.takedown_pipeline import takedown_pipeline
+    from pipelines.takedown_pipeline import STAGES, takedown_pipeline
 
     key = takedown.run_key(ticket_path, config_path)
     name = run_name or f"takedown-{loaded.ticket.ticket_id}-{{date}}-{{time}}"
     try:
-        options = pipeline_options(config, stack_config, "train_unlearning")
+        options = pipeline_options(config, stack_config, STAGES)
         run = takedown_pipeline.with_options(run_name=name, **options)(
             ticket_path=str(ticket_path), config_path=str(config_path), ticket_id=loaded.ticket.ticket_id, run_key=key)
     except RuntimeError as err:

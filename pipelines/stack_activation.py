@@ -28,18 +28,18 @@ def activate(stack=None) -> str:
     return stack.name
 
 
-def pipeline_options(config, stack, training_step: str, scheduled: bool = False) -> dict:
-    """`with_options` arguments: pipeline-wide settings (service account, shared volume, step image) and the
-    training step's GPU placement."""
-    from components.cluster_placement import pipeline_settings, training_step_settings
+def pipeline_options(config, stack, stages: dict[str, str | None], scheduled: bool = False) -> dict:
+    """`with_options` arguments: pipeline-wide settings (service account, shared volume, step image) and each
+    step's placement from its compute profile; `stages` maps the pipeline's steps to the takedown steps they run."""
+    from components.cluster_placement import pipeline_settings, steps_settings
 
     options: dict = {}
     settings = pipeline_settings(stack, scheduled=scheduled)
     if settings:
         options["settings"] = settings
-    training = training_step_settings(config, stack)
-    if training:
-        options["steps"] = {training_step: {"settings": training}}
+    placed = steps_settings(config, stack, stages)
+    if placed:
+        options["steps"] = {name: {"settings": step} for name, step in placed.items()}
     return options
 
 

@@ -6,7 +6,10 @@ from zenml import pipeline
 from steps.sweep_stages import (evaluate_pending, find_pending_tickets, gate_pending, learn_pending_tokens,
                                 register_pending, train_pending, validate_pending)
 
-TRAINING_STEP = "train_pending"
+# Each step -> the takedown step whose stage it runs, by which the run config's compute block places it.
+STAGES = {"find_pending_tickets": None, "validate_pending": "validate_ticket_images",
+          "learn_pending_tokens": "learn_concept_token", "train_pending": "train_unlearning",
+          "evaluate_pending": "evaluate_adapter", "register_pending": "register_adapter", "gate_pending": "gate"}
 
 
 @pipeline(enable_cache=True)

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from zenml import pipeline
 
+from components.run_config import TAKEDOWN_STEPS
 from steps.evaluate_adapter import evaluate_adapter
 from steps.gate import gate
 from steps.learn_concept_token import learn_concept_token
 from steps.register_adapter import register_adapter
 from steps.train_unlearning import train_unlearning
 from steps.validate_ticket_images import validate_ticket_images
+
+# The compute block names these steps (placement by step name): each step runs its own stage.
+STAGES = {name: name for name in TAKEDOWN_STEPS}
 
 
 @pipeline(enable_cache=True)  # a re-run after a crash resumes at the first unfinished step

@@ -1,7 +1,8 @@
 """The sweep pipeline's steps: each runs one takedown stage for every pending ticket of the inbox.
 
 Same stages as the takedown pipeline (components/takedown.py); components/sweep.py keeps one ticket's
-failure from stopping the others. train_pending is the only step that gets the GPU node.
+failure from stopping the others. Each step is placed by the compute profile of the takedown step whose stage
+it runs (pipelines/sweep_pipeline.py: STAGES).
 """
 from __future__ import annotations
 

@@ -84,7 +84,8 @@ def main() -> None:
     from components.stack_config import load_stack_config
     from pipelines.cluster_commands import scheduled_sweep
     from pipelines.stack_activation import activate, pipeline_options
-    from pipelines.takedown_pipeline import takedown_pipeline
+    from pipelines.sweep_pipeline import STAGES as SWEEP_STAGES
+    from pipelines.takedown_pipeline import STAGES as TAKEDOWN_STAGES, takedown_pipeline
 
     stack_config, config = load_stack_config(stack_path), load_run_config(config_path)
     activate(stack_config)
@@ -98,10 +99,11 @@ def main() -> None:
     registry = active_registry()  # what the register and gate steps build in their pods; contacts nothing yet
     credentials = {"uri": registry.tracking_uri, "username": os.environ.get("MLFLOW_TRACKING_USERNAME"),
                    "password_set": bool(os.environ.get("MLFLOW_TRACKING_PASSWORD"))}
-    takedown = takedown_pipeline.with_options(**pipeline_options(config, stack_config, "train_unlearning"))
+    takedown = takedown_pipeline.with_options(**pipeline_options(config, stack_config, TAKEDOWN_STAGES))
     snapshot, _ = compile_pipeline(takedown, ticket_path="/var/lib/lethe/inbox/t/ticket.yaml",
-                                   config_path="/app/configs/sd21.yaml", ticket_id="T-1", run_key="k" * 64)
-    out = {"takedown_steps": list(snapshot.step_configurations),
+                                   config_path=f"/app/configs/{config_path.name}", ticket_id="T-1", run_key="k" * 64)
+    # Which takedown stage each pipeline step runs: the test asks the run config what device that stage loads on.
+    out = {"stages": {"takedown": TAKEDOWN_STAGES, "sweep": SWEEP_STAGES}, "takedown_steps": list(snapshot.step_configurations),
            "upstream": {n: s.spec.upstream_steps for n, s in snapshot.step_configurations.items()},
            "docker": snapshot.pipeline_configuration.docker_settings.model_dump(mode="json"), "registry": credentials}
     sweep, parameters = scheduled_sweep("0 3 * * *", "s3://lethe-inbox/tickets", config_path, stack_config, "probe")
@@ -114,6 +116,7 @@ def main() -> None:
         out["sweep_cron_job"] = scheduled_cron_job(sweep_snapshot, schedule, stack.orchestrator)
     else:
         out["takedown_kfp"] = kubeflow_spec(snapshot, stack, stack_config.image)
+        out["sweep_kfp"] = kubeflow_spec(sweep_snapshot, stack, stack_config.image)  # the schedule is not compiled in
     print("PROBE-JSON " + json.dumps(out))
 
 

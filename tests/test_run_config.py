@@ -122,11 +122,49 @@ def test_defaults_fill_optional_blocks():
     assert config.thresholds.max_forget_detection_rate == 0.10
 
 
-def test_the_training_step_asks_for_the_configured_gpu_node():
-    from components.cluster_placement import training_step_settings
+def test_every_model_step_of_the_sd_configs_asks_for_the_gpu_and_toy_asks_for_nothing():
+    from components.cluster_placement import step_settings
+    from components.takedown import MODEL_STEPS
     from zenml.config import ResourceSettings
 
     sd15 = load_run_config(REPO / "configs" / "sd15.yaml")
-    resources = ResourceSettings(**training_step_settings(sd15, None)["resources"])  # what ZenML will make of it
-    assert (resources.gpu_count, resources.cpu_count, resources.memory) == (1, 4.0, "32GiB")
-    assert training_step_settings(load_run_config(REPO / "configs" / "toy.yaml"), None) == {}  # local CPU: defaults
+    for step in MODEL_STEPS:
+        resources = ResourceSettings(**step_settings(sd15, None, step)["resources"])  # what ZenML will make of it
+        assert (resources.gpu_count, resources.cpu_count, resources.memory) == (1, 4.0, "32GiB")
+    assert step_settings(sd15, None, "register_adapter") == {}  # reads the weights' hash only: no GPU
+    toy = load_run_config(REPO / "configs" / "toy.yaml")
+    assert all(step_settings(toy, None, step) == {} for step in MODEL_STEPS)  # local CPU: defaults
+
+
+def _with_compute(tmp_path: Path, compute: dict) -> list[tuple[str, str]]:
+    return _problems(_write(tmp_path, _toy_dict() | {"compute": compute}))
+
+
+def test_compute_refuses_unknown_steps_and_profiles_naming_the_field(tmp_path):
+    gpu = {"device": "cuda", "gpu_count": 1}
+    (field, rule), = _with_compute(tmp_path, {"profiles": {"model": gpu}, "steps": {"train_unlearnin": "model"}})
+    assert field.startswith("compute.steps.train_unlearnin") and "'train_unlearning'" in rule
+    (field, rule), = _with_compute(tmp_path, {"profiles": {"model": gpu}, "steps": {"train_unlearning": "gpu"}})
+    assert field == "compute" and "steps.train_unlearning: no profile 'gpu'" in rule and "defined: model" in rule
+
+
+def test_a_profile_device_must_match_its_gpu_request(tmp_path):
+    (field, rule), = _with_compute(tmp_path, {"profiles": {"model": {"device": "cuda"}}})
+    assert field == "compute.profiles.model" and "needs gpu_count >= 1" in rule
+    (field, rule), = _with_compute(tmp_path, {"profiles": {"model": {"device": "cpu", "gpu_count": 1}}})
+    assert field == "compute.profiles.model" and "reserves GPUs" in rule
+    config = load_run_config(_write(tmp_path, _toy_dict() | {"compute": {
+        "profiles": {"any": {"device": "auto", "gpu_count": 1}}, "steps": {"evaluate_adapter": "any"}}}))
+    assert config.compute.profile("evaluate_adapter").device == "auto"
+    assert config.compute.profile("learn_concept_token").device == "cpu"  # not listed: CPU
+    with pytest.raises(KeyError, match="not a takedown step"):
+        config.compute.profile("train_pending")  # a pipeline's own step name is a bug here, not a CPU step
+
+
+def test_the_old_device_and_orchestration_keys_say_where_they_went(tmp_path):
+    data = _toy_dict()
+    data["runtime"]["device"] = "cuda"
+    (field, rule), = _problems(_write(tmp_path, data))
+    assert field == "runtime" and "compute.profiles.NAME.device" in rule
+    (field, rule), = _problems(_write(tmp_path, _toy_dict() | {"orchestration": {"training": {"gpu_count": 1}}}))
+    assert field == "" and "'orchestration' became 'compute'" in rule  # a top-level rule: no field to name

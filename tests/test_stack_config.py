@@ -3,11 +3,11 @@ they produce without ZenML."""
 import pytest
 import yaml
 
-from components.cluster_placement import k8s_quantity, pipeline_settings, training_step_settings
+from components.cluster_placement import k8s_quantity, pipeline_settings, step_settings, steps_settings
 from components.file_errors import InputFileError
-from components.run_config import load_run_config
+from components.run_config import TAKEDOWN_STEPS, ComputeProfile, load_run_config
 from components.stack_config import load_stack_config
-from conftest import REPO
+from conftest import EXAMPLE_TICKET, REPO
 
 STACKS = REPO / "configs" / "stacks"
 
@@ -34,20 +34,97 @@ def test_a_cluster_stack_without_what_pods_need_names_the_file_and_the_keys(tmp_
         load_stack_config(bad)
 
 
-def test_placement_asks_for_the_gpu_only_on_the_training_step():
+def test_placement_asks_for_the_gpu_exactly_on_the_steps_whose_profile_has_one():
     sd21, toy = load_run_config(REPO / "configs" / "sd21.yaml"), load_run_config(REPO / "configs" / "toy.yaml")
     k8s, kfp, local = (load_stack_config(STACKS / f"{n}.yaml") for n in ("kubernetes", "kubeflow", "local"))
-    pod = training_step_settings(sd21, k8s)["orchestrator"]["pod_settings"]
-    assert pod["resources"] == {"requests": {"cpu": "4", "memory": "32Gi"}, "limits": {"memory": "32Gi", "nvidia.com/gpu": "1"}}
-    assert pod["tolerations"] == k8s.gpu_node.tolerations and pod["node_selectors"] == k8s.gpu_node.node_selectors
+    gpu_steps = {step for step in TAKEDOWN_STEPS if sd21.compute.profile(step).gpu_count}
+    assert gpu_steps == {"learn_concept_token", "train_unlearning", "evaluate_adapter"}
+    for step in gpu_steps:
+        pod = step_settings(sd21, k8s, step)["orchestrator"]["pod_settings"]
+        assert pod["resources"] == {"requests": {"cpu": "4", "memory": "32Gi"}, "limits": {"memory": "32Gi", "nvidia.com/gpu": "1"}}
+        assert pod["tolerations"] == k8s.gpu_node.tolerations and pod["node_selectors"] == k8s.gpu_node.node_selectors
+        assert step_settings(sd21, kfp, step) == {"resources": {"cpu_count": 4.0, "gpu_count": 1},
+                                                  "orchestrator": {"pod_settings": {"node_selectors": {"accelerator": "nvidia.com/gpu"}}}}
+    for step in set(TAKEDOWN_STEPS) - gpu_steps:  # CPU, nothing asked for: the pipeline-wide settings alone
+        assert step_settings(sd21, k8s, step) == step_settings(sd21, kfp, step) == {}
     shared = pipeline_settings(k8s)["orchestrator"]["pod_settings"]
-    assert "resources" not in shared and "tolerations" not in shared  # every other step: no GPU
+    assert "resources" not in shared and "tolerations" not in shared  # pipeline-wide: no GPU
     assert pipeline_settings(k8s, scheduled=True)["orchestrator"]["concurrency_policy"] == "Forbid"
-    assert training_step_settings(sd21, kfp) == {"resources": {"cpu_count": 4.0, "gpu_count": 1},
-                                                 "orchestrator": {"pod_settings": {"node_selectors": {"accelerator": "nvidia.com/gpu"}}}}
     assert pipeline_settings(local) == {} and pipeline_settings(None) == {}
-    toy_pod = training_step_settings(toy, k8s)["orchestrator"]["pod_settings"]
-    assert toy_pod["resources"] == {} and "tolerations" not in toy_pod and "node_selectors" not in toy_pod  # no GPU asked
+    assert all(step_settings(toy, k8s, step) == {} for step in TAKEDOWN_STEPS)  # no compute block: all CPU
+    # A CPU profile with resources gets them, and still no GPU node.
+    light = sd21.model_copy(update={"compute": sd21.compute.model_copy(update={
+        "profiles": {**sd21.compute.profiles, "light": ComputeProfile(cpu_count=1, memory="2GiB")},
+        "steps": {**sd21.compute.steps, "register_adapter": "light"}})})
+    pod = step_settings(light, k8s, "register_adapter")["orchestrator"]["pod_settings"]
+    assert pod["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
+    assert "tolerations" not in pod and "node_selectors" not in pod and pod["volumes"] == shared["volumes"]
+    assert step_settings(light, kfp, "register_adapter") == {"resources": {"cpu_count": 1.0}}
+
+
+def test_both_pipelines_place_each_step_by_the_stage_it_runs():
+    from pipelines.sweep_pipeline import STAGES as SWEEP
+    from pipelines.takedown_pipeline import STAGES as TAKEDOWN
+
+    sd21, k8s = load_run_config(REPO / "configs" / "sd21.yaml"), load_stack_config(STACKS / "kubernetes.yaml")
+    assert set(SWEEP.values()) - {None} == set(TAKEDOWN) == set(TAKEDOWN_STEPS)  # every stage, in both
+    sweep = steps_settings(sd21, k8s, SWEEP)
+    assert sweep["train_pending"] == step_settings(sd21, k8s, "train_unlearning")
+    assert sweep["learn_pending_tokens"] == step_settings(sd21, k8s, "learn_concept_token")
+    assert "find_pending_tickets" not in sweep  # runs no stage: the pipeline-wide settings place it
+    assert set(steps_settings(sd21, None, SWEEP)) == {"learn_pending_tokens", "train_pending", "evaluate_pending"}
+
+
+class AskedFor(Exception):
+    """Stands in for loading the model: carries the device the stage asked for."""
+
+
+@pytest.mark.parametrize("config", ["sd15", "sd21", "toy", "a device per step"])
+def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loads_none(config, tmp_path, monkeypatch):
+    """What the cluster tests rely on: takedown.model_device is the device each stage's code really asks for."""
+    from components import model_loading, takedown
+    from conftest import toy_config_file
+
+    if config == "a device per step":  # a stage asking by another step's name shows up here
+        toy_config_file(tmp_path, config, compute={
+            "profiles": {"gpu": {"device": "cuda", "gpu_count": 1}, "either": {"device": "auto", "gpu_count": 1}},
+            "steps": {"learn_concept_token": "either", "train_unlearning": "gpu"}})
+    path = tmp_path / f"{config}.yaml" if config == "a device per step" else REPO / "configs" / f"{config}.yaml"
+
+    def load_pipeline(source, revision=None, device="cpu", *args, **kwargs):
+        raise AskedFor(device)
+
+    monkeypatch.setattr(model_loading, "load_pipeline", load_pipeline)
+    run_config = load_run_config(path)
+    stages = {"learn_concept_token": lambda: takedown.learn_concept_token(EXAMPLE_TICKET, path, tmp_path),
+              "train_unlearning": lambda: takedown.train_unlearning(EXAMPLE_TICKET, path, "token", tmp_path),
+              "evaluate_adapter": lambda: takedown.evaluate(EXAMPLE_TICKET, path, "token", "adapter", tmp_path)}
+    assert set(stages) == set(takedown.MODEL_STEPS)
+    for step, stage in stages.items():
+        with pytest.raises(AskedFor) as asked:
+            stage()
+        assert asked.value.args[0] == takedown.model_device(run_config, step) == run_config.compute.profile(step).device
+
+    class Reached(Exception):
+        pass
+
+    # register: past the base model's identity (its files' hash) to the adapter, without loading the model
+    monkeypatch.setattr(model_loading, "model_identity", lambda *a, **k: object())
+    monkeypatch.setattr("components.erasure.result.load_result", lambda *a, **k: (_ for _ in ()).throw(Reached()))
+    with pytest.raises(Reached):
+        takedown.register(EXAMPLE_TICKET, path, "token", "adapter", "report", {}, tmp_path, registry=None)
+    assert takedown.model_device(run_config, "register_adapter") is None
+
+
+def test_the_local_stack_turns_off_rich_tracebacks(monkeypatch, tmp_path):
+    import os
+
+    from pipelines import local_stack
+
+    environment = {"LETHE_HOME": str(tmp_path)}
+    monkeypatch.setattr(os, "environ", environment)  # configure_environment writes os.environ: keep it to this test
+    local_stack.configure_environment()
+    assert environment["ZENML_ENABLE_RICH_TRACEBACK"] == "false" and environment["ZENML_LOGGING_VERBOSITY"] == "INFO"
 
 
 @pytest.mark.parametrize("memory, quantity", [("32GiB", "32Gi"), ("512MB", "512M"), ("2TiB", "2Ti"), ("100KB", "100k")])
