@@ -54,7 +54,7 @@ def independent_check(adapter_dir: Path, concept: str, images: int, config) -> d
     rows = {}
     for caption in captions:
         colour, shape = caption.split()[1:]
-        def judged(batch):
+        def judged(batch, shape=shape, colour=colour):
             d = detector.detect(batch)
             concept_rate = np.mean([concept in (x.shape, x.colour) for x in d])
             match = np.mean([x.shape == shape and x.colour == colour for x in d])

@@ -68,7 +68,7 @@ def submit(ticket: Path = typer.Argument(..., help="The ticket (YAML or JSON) wi
         _fail_input(err)
     except (OSError, ValueError) as err:
         err_console.print(f"[bold red]failed:[/] could not write to the inbox {escape(inbox)}: {escape(str(err))}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from err
     console.print(f"{'already in the inbox' if done.already_there else 'submitted'}: ticket {escape(done.ticket_id)} "
                   f"-> {escape(done.destination)}", highlight=False, soft_wrap=True)
 
