@@ -38,7 +38,7 @@ def takedown(ticket: Path, home: Path, config: Path) -> tuple[int, float, str]:
 
 
 def independent_check(adapter_dir: Path, concept: str, images: int, config) -> dict:
-    from components.erasure.result import load_result
+    from components.erasure.result_kinds import load_result
     from components.evaluation.generation import generate
     from components.model_loading import load_pipeline
     from components.toyworld.detector import ConceptDetector

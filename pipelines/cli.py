@@ -225,7 +225,8 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
     Prints each metric against the config's thresholds and the verdict the gate would reach."""
     from components.erasure.request import ErasureRequest
     from components.evaluation.prompt_sets import with_prompt_sets
-    from components.erasure.result import ArtefactError, load_result
+    from components.erasure.result import ArtefactError
+    from components.erasure.result_kinds import load_result
     from components.erasure.textual_inversion import LearnedToken
     from components.evaluation.decision import decide, limits_of
     from components.evaluation.evaluate import evaluate_result

@@ -112,7 +112,7 @@ def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loa
 
     # register: past the base model's identity (its files' hash) to the adapter, without loading the model
     monkeypatch.setattr(model_loading, "model_identity", lambda *a, **k: object())
-    monkeypatch.setattr("components.erasure.result.load_result", lambda *a, **k: (_ for _ in ()).throw(Reached()))
+    monkeypatch.setattr("components.erasure.result_kinds.load_result", lambda *a, **k: (_ for _ in ()).throw(Reached()))
     with pytest.raises(Reached):
         takedown.register(EXAMPLE_TICKET, path, "token", "adapter", "report", {}, tmp_path, registry=None)
     assert takedown.model_device(run_config, "register_adapter") is None
