@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .erasure.methods import METHODS
+from .erasure.templates import CONCEPT_KINDS
 from .file_errors import load_validated, write_json_schema
 
 
@@ -154,8 +156,12 @@ class ClosedFormParams(Strict):
                                                                  "singular-value gate.")
 
 
+# The method names are METHODS' keys (components/erasure/methods.py), in its order; each also has its params block below.
+MethodName = Literal[tuple(METHODS)]
+
+
 class Erasure(Strict):
-    method: Literal["lora_ti", "te_ascent", "closed_form"] = "lora_ti"
+    method: MethodName = "lora_ti"
     textual_inversion: TextualInversionParams = TextualInversionParams()
     lora_ti: LoraTIParams = LoraTIParams()
     te_ascent: TextEncoderAscentParams = TextEncoderAscentParams()
@@ -235,7 +241,7 @@ class RetainCorpus(Strict):
                                     "(a fixed, hash-ordered subset), to bound the cost on big corpora.")
 
 
-ConceptKindName = Literal["object", "style", "identity", "logo", "other"]
+ConceptKindName = Literal[CONCEPT_KINDS]
 
 
 class Evaluation(Strict):

@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from components.erasure.methods import METHODS  # light (no torch): the --method help lists its keys
 from pipelines import cluster_commands, takedown_commands
 from pipelines.cli_common import DEFAULT_CONFIG, REPO_ROOT, _fail_input, _load_config, console, err_console
 
@@ -181,11 +182,11 @@ def world_grid(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the
 @app.command("erase")
 def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YAML or JSON)."),
                   config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
-                  method: Optional[str] = typer.Option(None, help="Override erasure.method: lora_ti | te_ascent | closed_form."),
+                  method: Optional[str] = typer.Option(None, help=f"Override erasure.method: {' | '.join(METHODS)}."),
                   out: Optional[Path] = typer.Option(None, help="Output folder (default: out/erase/<ticket_id>)."),
                   progress: bool = typer.Option(True, help="Show training progress bars.")) -> None:
     """Erase the ticket's concept with the configured method and save the result (no evaluation or registry yet)."""
-    from components.erasure.methods import METHODS, erase
+    from components.erasure.methods import erase
     from components.erasure.request import ErasureRequest
     from components.evaluation.prompt_sets import with_prompt_sets
     from components.erasure.textual_inversion import learn_token
