@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make demo` and `make test`.
+# Two commands on a fresh machine: `make demo` and `make test` (`make lint` checks style and import layering).
 # Both create (or reuse) the project-local virtualenv .venv, installing torch 2.13.0 (CPU wheel)
 # FIRST and then the locked set with torch constrained, so pip can never pull a CUDA build.
 PYTHON ?= python3
@@ -8,13 +8,18 @@ STAMP  := $(VENV)/.lethe-installed
 export HF_HUB_OFFLINE := 1
 export ZENML_ANALYTICS_OPT_IN := false
 
-.PHONY: demo test venv lock clean-venv world
+.PHONY: demo test lint venv lock clean-venv world
 
 demo: $(STAMP)
 	$(BIN)/lethe demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# ruff ([tool.ruff]) and the import contracts ([tool.importlinter]) in pyproject.toml.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 venv: $(STAMP)
 

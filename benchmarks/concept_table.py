@@ -38,7 +38,7 @@ def takedown(ticket: Path, home: Path, config: Path) -> tuple[int, float, str]:
 
 
 def independent_check(adapter_dir: Path, concept: str, images: int, config) -> dict:
-    from components.erasure.result import load_result
+    from components.erasure.result_kinds import load_result
     from components.evaluation.generation import generate
     from components.model_loading import load_pipeline
     from components.toyworld.detector import ConceptDetector
@@ -54,7 +54,7 @@ def independent_check(adapter_dir: Path, concept: str, images: int, config) -> d
     rows = {}
     for caption in captions:
         colour, shape = caption.split()[1:]
-        def judged(batch):
+        def judged(batch, shape=shape, colour=colour):
             d = detector.detect(batch)
             concept_rate = np.mean([concept in (x.shape, x.colour) for x in d])
             match = np.mean([x.shape == shape and x.colour == colour for x in d])

@@ -180,7 +180,7 @@ def run_suite(args) -> dict:
     if "c" in args.only:
         for n in args.concepts:
             req = ErasureRequest([Concept(f"concept{i}") for i in range(n)], retain_prompts=retain)
-            result, runs, peak, kind = measure(lambda: run(lambda: erase(pipe, req, with_method("closed_form"))),
+            result, runs, peak, kind = measure(lambda req=req: run(lambda: erase(pipe, req, with_method("closed_form"))),
                                                device, args.warmup, args.repeats)
             record(results, row(f"c_{n}", f"method C, {n} concept{'s' if n > 1 else ''} in one call", runs, peak, kind,
                                concepts=n, changed_tensors=len(result.changed_tensors()),

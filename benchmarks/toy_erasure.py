@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from components.erasure.methods import erase
+from components.erasure.methods import METHODS, erase
 from components.erasure.request import Concept, ErasureRequest
 from components.model_loading import load_pipeline
 from components.run_config import load_run_config
@@ -30,7 +30,7 @@ TICKET_IMAGES = {"circle": REPO / "examples/tickets/erase-circle"}
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", required=True, choices=["lora_ti", "te_ascent", "closed_form"])
+    parser.add_argument("--method", required=True, choices=list(METHODS))
     parser.add_argument("--set", default="{}", help="JSON object of overrides for the method's config block")
     parser.add_argument("--concepts", nargs="+", default=["circle"])
     parser.add_argument("--images-per-prompt", type=int, default=8)

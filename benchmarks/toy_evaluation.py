@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from components.erasure.methods import erase
+from components.erasure.methods import METHODS, erase
 from components.erasure.request import ErasureRequest
 from components.evaluation.prompt_sets import with_prompt_sets
 from components.erasure.textual_inversion import learn_token
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", required=True, choices=["lora_ti", "te_ascent", "closed_form"])
+    parser.add_argument("--method", required=True, choices=list(METHODS))
     parser.add_argument("--config", default=str(REPO / "configs/toy.yaml"))
     parser.add_argument("--ticket", default=str(REPO / "examples/tickets/erase-circle/ticket.yaml"))
     parser.add_argument("--out", default=str(REPO / "out/bench/evaluation"))

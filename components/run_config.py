@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .erasure.methods import METHODS
+from .erasure.templates import CONCEPT_KINDS
 from .file_errors import load_validated, write_json_schema
 
 
@@ -136,20 +138,30 @@ class ClosedFormParams(Strict):
     rollback_min: float = Field(default=0.8, ge=0, le=1)
     row_mask: bool = True
     large_scale_solve: bool = False
-    negative_guidance: float = Field(default=0.0, ge=0, description="Extension, not in UCE/ScaPre: erase targets W_old(c_anchor - g (c_concept - c_anchor)) "
+    negative_guidance: float = Field(default=0.0, ge=0, description="Extension, not in UCE/ScaPre: erase targets "
+                                     "W_old(c_anchor - g (c_concept - c_anchor)) "
                                      "(ESD-style negative guidance in key/value space); 0 = plain UCE targets W_old c_anchor.")
-    mask_samples: int = Field(default=5, gt=0, description="Noisy copies per label (concept / empty) for the row mask's mutual information.")
-    mask_temperature: float = Field(default=0.7, gt=0, description="Row mask m = sigmoid(z / temperature)^power of the z-scored mutual information.")
+    mask_samples: int = Field(default=5, gt=0, description="Noisy copies per label (concept / empty) for the row mask's mutual "
+                                                           "information.")
+    mask_temperature: float = Field(default=0.7, gt=0, description="Row mask m = sigmoid(z / temperature)^power of the z-scored "
+                                                                   "mutual information.")
     mask_power: float = Field(default=2.0, gt=0, description="Row mask exponent (ScaPre's p).")
-    noise_sigma: float = Field(default=0.01, ge=0, description="Std of the noise added to concept / empty vectors for the mask and the entropy factor.")
+    noise_sigma: float = Field(default=0.01, ge=0, description="Std of the noise added to concept / empty vectors for the mask "
+                                                               "and the entropy factor.")
     entropy_samples: int = Field(default=20, gt=0, description="Noisy copies per concept vector for the rows' entropy factor.")
     entropy_bins: int = Field(default=20, gt=1, description="Histogram bins of the rows' entropy factor.")
-    spectral_temperature: float = Field(default=1.0, gt=0, description="large_scale_solve: temperature of the spectral regulariser's singular-value gate.")
-    spectral_power: float = Field(default=1.0, gt=0, description="large_scale_solve: power of the spectral regulariser's singular-value gate.")
+    spectral_temperature: float = Field(default=1.0, gt=0, description="large_scale_solve: temperature of the spectral "
+                                                                       "regulariser's singular-value gate.")
+    spectral_power: float = Field(default=1.0, gt=0, description="large_scale_solve: power of the spectral regulariser's "
+                                                                 "singular-value gate.")
+
+
+# The method names are METHODS' keys (components/erasure/methods.py), in its order; each also has its params block below.
+MethodName = Literal[tuple(METHODS)]
 
 
 class Erasure(Strict):
-    method: Literal["lora_ti", "te_ascent", "closed_form"] = "lora_ti"
+    method: MethodName = "lora_ti"
     textual_inversion: TextualInversionParams = TextualInversionParams()
     lora_ti: LoraTIParams = LoraTIParams()
     te_ascent: TextEncoderAscentParams = TextEncoderAscentParams()
@@ -174,7 +186,8 @@ class Detector(Strict):
 class AttackRestart(Strict):
     """One textual-inversion run of the recovery attack; several restarts make a stronger attack."""
     seed_offset: int = Field(default=0, ge=0, description="Added to runtime.seed for this run.")
-    init_word: str | None = Field(default=None, description="Word the token starts from; None: erasure.textual_inversion.init_word.")
+    init_word: str | None = Field(default=None, description="Word the token starts from; None: "
+                                                            "erasure.textual_inversion.init_word.")
 
 
 class RecoveryAttack(Strict):
@@ -228,7 +241,7 @@ class RetainCorpus(Strict):
                                     "(a fixed, hash-ordered subset), to bound the cost on big corpora.")
 
 
-ConceptKindName = Literal["object", "style", "identity", "logo", "other"]
+ConceptKindName = Literal[CONCEPT_KINDS]
 
 
 class Evaluation(Strict):
@@ -263,7 +276,8 @@ class ImageValidation(Strict):
     """Rules for a ticket's image set, checked with Great Expectations before anything trains."""
     min_images: int = Field(default=4, ge=1, description="Few-shot methods need several views of the concept.")
     max_images: int = Field(default=50, ge=1)
-    formats: list[Literal["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"]] = Field(default_factory=lambda: ["PNG", "JPEG", "WEBP"], min_length=1)
+    formats: list[Literal["PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF"]] = Field(
+        default_factory=lambda: ["PNG", "JPEG", "WEBP"], min_length=1)
     min_side: int = Field(default=256, ge=1, description="Smallest allowed width or height, in pixels.")
     max_pixels: int = Field(default=4096 * 4096, ge=1, description="Decompression-bomb guard: larger headers are not decoded.")
     max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
@@ -303,17 +317,34 @@ class Thresholds(Strict):
     """The gate: promoted only if every metric is within these bounds. A rate is compared by the pessimistic
     end of its 95% Wilson interval (the upper end of a rate, the upper end of a drop), so a small sample
     cannot pass on luck. `None` leaves a metric reported but not gated."""
-    max_forget_detection_rate: float = Field(default=0.10, ge=0, le=1, description="Forget prompts, all images: share with the concept (upper 95%).")
-    max_forget_worst_rate: float | None = Field(default=0.50, ge=0, le=1, description="The worst single forget prompt's concept rate (upper 95%): one way of asking left intact.")
-    max_retain_clip_drop: float | None = Field(default=0.03, ge=0, description="Relative drop of the mean CLIP score on held-out retain prompts, (before - after) / before.")
-    max_retain_accuracy_drop: float | None = Field(default=0.10, ge=0, le=1, description="Held-out retain prompts: drop (points / 100) of the detector's accuracy (upper 95%).")
-    max_retain_worst_drop: float | None = Field(default=0.50, ge=0, le=1, description="The worst single held-out retain prompt's accuracy drop (upper 95%): one concept wiped out.")
-    max_neighbour_accuracy_drop: float | None = Field(default=0.10, ge=0, le=1, description="Near neighbours: drop of the detector's accuracy (upper 95%).")
-    max_neighbour_worst_drop: float | None = Field(default=0.50, ge=0, le=1, description="The worst single near neighbour's accuracy drop (upper 95%).")
-    max_kid: float | None = Field(default=0.05, ge=0, description="KID between original and erased held-out retain images, on CLIP image features.")
-    max_attack_success: float = Field(default=0.50, ge=0, le=1, description="Worst concept rate the recovery attack reached (TI restarts or paraphrases; upper 95%).")
-    min_attack_control_rate: float = Field(default=0.90, ge=0, le=1, description="The attack's control on the original model must find the concept this often (point estimate), or the attack is void and the gate fails.")
-    max_collapse_rate: float | None = Field(default=None, ge=0, le=1, description="Forget prompts: share of blank or noise images on the erased model (upper 95%); None: reported only.")
+    max_forget_detection_rate: float = Field(
+        default=0.10, ge=0, le=1, description="Forget prompts, all images: share with the concept (upper 95%).")
+    max_forget_worst_rate: float | None = Field(
+        default=0.50, ge=0, le=1, description="The worst single forget prompt's concept rate (upper 95%): one way of asking left "
+                                              "intact.")
+    max_retain_clip_drop: float | None = Field(
+        default=0.03, ge=0, description="Relative drop of the mean CLIP score on held-out retain prompts, (before - after) / "
+                                        "before.")
+    max_retain_accuracy_drop: float | None = Field(
+        default=0.10, ge=0, le=1, description="Held-out retain prompts: drop (points / 100) of the detector's accuracy (upper "
+                                              "95%).")
+    max_retain_worst_drop: float | None = Field(
+        default=0.50, ge=0, le=1, description="The worst single held-out retain prompt's accuracy drop (upper 95%): one concept "
+                                              "wiped out.")
+    max_neighbour_accuracy_drop: float | None = Field(
+        default=0.10, ge=0, le=1, description="Near neighbours: drop of the detector's accuracy (upper 95%).")
+    max_neighbour_worst_drop: float | None = Field(
+        default=0.50, ge=0, le=1, description="The worst single near neighbour's accuracy drop (upper 95%).")
+    max_kid: float | None = Field(default=0.05, ge=0, description="KID between original and erased held-out retain images, on "
+                                                                  "CLIP image features.")
+    max_attack_success: float = Field(default=0.50, ge=0, le=1, description="Worst concept rate the recovery attack reached (TI "
+                                                                            "restarts or paraphrases; upper 95%).")
+    min_attack_control_rate: float = Field(
+        default=0.90, ge=0, le=1, description="The attack's control on the original model must find the concept this often "
+                                              "(point estimate), or the attack is void and the gate fails.")
+    max_collapse_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Forget prompts: share of blank or noise images on the erased model (upper 95%); "
+                                              "None: reported only.")
 
 
 # The takedown pipeline's steps (pipelines/takedown_pipeline.py), by which the compute block places them; the sweep

@@ -88,7 +88,8 @@ class StackConfig(Strict):
         if missing:
             raise ValueError(f"a {self.orchestrator.flavor} stack needs {', '.join(missing)}: step pods cannot see "
                              "this machine's files, images or database")
-        if self.orchestrator.flavor == "kubeflow" and not self.orchestrator.kubeflow_host and not self.orchestrator.kubernetes_context:
+        orch = self.orchestrator
+        if orch.flavor == "kubeflow" and not orch.kubeflow_host and not orch.kubernetes_context:
             raise ValueError("a kubeflow stack needs orchestrator.kubeflow_host or orchestrator.kubernetes_context")
         return self
 

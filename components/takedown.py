@@ -134,7 +134,7 @@ def evaluate(ticket_path: str | Path, config_path: str | Path, token_dir: str, a
              progress: bool = False, cache_folder: Path | None = None) -> dict:
     """Stage 4: metrics and the report (report.html, grid.png, metrics.json) in work/report; the original
     model's images come from `cache_folder` when they were drawn before (image_cache)."""
-    from .erasure.result import load_result
+    from .erasure.result_kinds import load_result
     from .evaluation.evaluate import evaluate_result
     from .evaluation.report import identifiers_for, write_report
 
@@ -164,7 +164,7 @@ def resolved_config_file(config_path: str | Path, work: Path) -> Path:
 def register(ticket_path: str | Path, config_path: str | Path, token_dir: str, adapter_dir: str, report_dir: str,
              metrics: dict, work: Path, registry, run_id: str | None = None):
     """Stage 5: a pending registry version with every artefact and the lineage tags."""
-    from .erasure.result import load_result
+    from .erasure.result_kinds import load_result
     from .lineage import lineage_tags
     from .model_loading import model_identity
 

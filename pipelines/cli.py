@@ -14,16 +14,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "toy.yaml"
-EXIT_INPUT_ERROR = 2
+from components.erasure.methods import METHODS  # light (no torch): the --method help lists its keys
+from pipelines import cluster_commands, takedown_commands
+from pipelines.cli_common import DEFAULT_CONFIG, REPO_ROOT, _fail_input, _load_config, console, err_console
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)
 app = typer.Typer(help="Lethe: erase a concept from a text-to-image model on a takedown ticket, prove it, audit it.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 world_app = typer.Typer(help="The toy world: a tiny self-trained SD pipeline, CLIP and detector.", no_args_is_help=True)
@@ -41,22 +38,6 @@ def _global_options(debug: bool = typer.Option(False, "--debug", help="On an une
 # Telemetry off: Lethe runs in audited, often air-gapped environments.
 for var in ("HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
     os.environ.setdefault(var, "1")
-
-
-def _fail_input(err: Exception) -> None:
-    err_console.print("[bold red]error:[/] fix the following and run again", highlight=False)
-    err_console.print(str(err), highlight=False, markup=False)
-    raise typer.Exit(EXIT_INPUT_ERROR)
-
-
-def _load_config(path: Path):
-    from components.file_errors import InputFileError
-    from components.run_config import load_run_config
-
-    try:
-        return load_run_config(path)
-    except InputFileError as err:
-        _fail_input(err)
 
 
 def _admit(ticket: Path, cfg, config_path: Path):
@@ -201,11 +182,11 @@ def world_grid(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the
 @app.command("erase")
 def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YAML or JSON)."),
                   config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
-                  method: Optional[str] = typer.Option(None, help="Override erasure.method: lora_ti | te_ascent | closed_form."),
+                  method: Optional[str] = typer.Option(None, help=f"Override erasure.method: {' | '.join(METHODS)}."),
                   out: Optional[Path] = typer.Option(None, help="Output folder (default: out/erase/<ticket_id>)."),
                   progress: bool = typer.Option(True, help="Show training progress bars.")) -> None:
     """Erase the ticket's concept with the configured method and save the result (no evaluation or registry yet)."""
-    from components.erasure.methods import METHODS, erase
+    from components.erasure.methods import erase
     from components.erasure.request import ErasureRequest
     from components.evaluation.prompt_sets import with_prompt_sets
     from components.erasure.textual_inversion import learn_token
@@ -245,7 +226,8 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
     Prints each metric against the config's thresholds and the verdict the gate would reach."""
     from components.erasure.request import ErasureRequest
     from components.evaluation.prompt_sets import with_prompt_sets
-    from components.erasure.result import ArtefactError, load_result
+    from components.erasure.result import ArtefactError
+    from components.erasure.result_kinds import load_result
     from components.erasure.textual_inversion import LearnedToken
     from components.evaluation.decision import decide, limits_of
     from components.evaluation.evaluate import evaluate_result
@@ -329,8 +311,8 @@ def _print_world(manifest: dict) -> None:
     console.print(table)
 
 
-from pipelines import takedown_commands  # noqa: E402,F401  (registers takedown, sweep, audit, demo)
-from pipelines import cluster_commands  # noqa: E402,F401  (registers stack, submit, schedule)
+takedown_commands.add_commands(app)  # takedown, demo, sweep, audit
+cluster_commands.add_commands(app)  # stack, submit, schedule
 
 
 def _traceback_log() -> Path | None:
@@ -369,8 +351,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # Run as `python -m pipelines.cli`, this file is `__main__`, while the takedown commands register on the
-    # `pipelines.cli` module: call that module's entry point.
-    from pipelines.cli import main as registered_main
-
-    registered_main()
+    main()

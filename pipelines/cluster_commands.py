@@ -11,10 +11,9 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from pipelines.cli import DEFAULT_CONFIG, REPO_ROOT, _fail_input, _load_config, app, console, err_console
+from pipelines.cli_common import DEFAULT_CONFIG, REPO_ROOT, _fail_input, _load_config, console, err_console
 
 stack_app = typer.Typer(help="ZenML stacks from configs/stacks/*.yaml (local, Kubernetes, Kubeflow).", no_args_is_help=True)
-app.add_typer(stack_app, name="stack")
 CRON = re.compile(r"^\S+( \S+){4}$")  # five fields; the orchestrator (CronJob, KFP) checks each field's range
 
 
@@ -50,7 +49,6 @@ def register(config: Path = typer.Argument(..., help="A stack config, e.g. confi
                   + "".join(f"\n  {kind}: {escape(name)}" for kind, name in done.components.items()), highlight=False)
 
 
-@app.command("submit")
 def submit(ticket: Path = typer.Argument(..., help="The ticket (YAML or JSON) with its images beside it."),
            inbox: str = typer.Option(..., help="The inbox a scheduled sweep reads: a folder or a URL (s3://bucket/inbox)."),
            config: Path = typer.Option(DEFAULT_CONFIG, help="Run config whose image rules the ticket must pass.")) -> None:
@@ -68,7 +66,7 @@ def submit(ticket: Path = typer.Argument(..., help="The ticket (YAML or JSON) wi
         _fail_input(err)
     except (OSError, ValueError) as err:
         err_console.print(f"[bold red]failed:[/] could not write to the inbox {escape(inbox)}: {escape(str(err))}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from err
     console.print(f"{'already in the inbox' if done.already_there else 'submitted'}: ticket {escape(done.ticket_id)} "
                   f"-> {escape(done.destination)}", highlight=False, soft_wrap=True)
 
@@ -116,7 +114,6 @@ def scheduled_sweep(cron: str, inbox: str, config_path: Path, stack, name: str):
     return pipeline, parameters
 
 
-@app.command("schedule")
 def schedule(cron: str = typer.Option(..., help='When to sweep, in cron syntax (UTC), e.g. "0 3 * * *".'),
              inbox: str = typer.Option(..., help="The inbox: s3://bucket/inbox or a folder on the shared volume."),
              stack: Path = typer.Option(..., help="The stack config (configs/stacks/kubernetes.yaml or kubeflow.yaml)."),
@@ -139,3 +136,10 @@ def schedule(cron: str = typer.Option(..., help='When to sweep, in cron syntax (
     pipeline(**parameters)
     console.print(f"scheduled: sweep of {escape(parameters['inbox'])} at '{escape(cron)}' on stack "
                   f"{escape(stack_config.name)} (concurrency forbidden)", highlight=False)
+
+
+def add_commands(app: typer.Typer) -> None:
+    """Register `stack register`, `submit` and `schedule` on the `lethe` app (pipelines/cli.py calls it)."""
+    app.add_typer(stack_app, name="stack")
+    app.command("submit")(submit)
+    app.command("schedule")(schedule)

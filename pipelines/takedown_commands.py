@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 
-from pipelines.cli import DEFAULT_CONFIG, EXIT_INPUT_ERROR, REPO_ROOT, _fail_input, _load_config, app, console, err_console
+from pipelines.cli_common import DEFAULT_CONFIG, EXIT_INPUT_ERROR, REPO_ROOT, _fail_input, _load_config, console, err_console
 
 EXIT_FAILED = 1
 STACK_HELP = "Stack config (configs/stacks/*.yaml); default: the embedded local stack."
@@ -73,7 +73,6 @@ def _run_one(ticket: Path, config: Path, stack=None):
     return (0 if outcome.decision["passed"] else EXIT_FAILED), outcome
 
 
-@app.command("takedown")
 def takedown(ticket: Path = typer.Argument(..., help="The takedown ticket (YAML or JSON) with its images beside it."),
              config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
              stack: Optional[Path] = typer.Option(None, help=STACK_HELP)) -> None:
@@ -87,14 +86,12 @@ def takedown(ticket: Path = typer.Argument(..., help="The takedown ticket (YAML 
     raise typer.Exit(code)
 
 
-@app.command("demo")
 def demo() -> None:
     """Erase "circle" from the toy world with the shipped example ticket and its 5 images (a few minutes on CPU)."""
     code, _ = _run_one(DEMO_TICKET, DEFAULT_CONFIG)
     raise typer.Exit(code)
 
 
-@app.command("sweep")
 def sweep(inbox: str = typer.Argument(..., help="A folder or URL (e.g. s3://bucket/inbox) of tickets (*.yaml, *.yml, "
                                       "*.json), e.g. a scheduled inbox that `lethe submit` fills."),
           config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
@@ -142,7 +139,6 @@ AUDIT_FIELDS = ("ticket_id", "concept", "kind", "requester", "legal_basis", "tic
                 "code_version", "library_versions", "config", "run_id", "decision_checks", "decision_reasons")
 
 
-@app.command("audit")
 def audit(ticket: Optional[str] = typer.Option(None, "--ticket", help="Every version made for this ticket id."),
           version: Optional[str] = typer.Option(None, "--version", help="One registry version number."),
           config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (names the registered model)."),
@@ -173,3 +169,11 @@ def audit(ticket: Optional[str] = typer.Option(None, "--ticket", help="Every ver
         for metric, value in sorted(r["metrics"].items()):
             console.print(f"  metric {metric}: {value:.6g}", highlight=False)
         console.print(f"  artefacts: {', '.join(r['artefacts'])} (MLflow run {r['run_id']})", highlight=False)
+
+
+def add_commands(app: typer.Typer) -> None:
+    """Register this module's commands on the `lethe` app (pipelines/cli.py calls it)."""
+    app.command("takedown")(takedown)
+    app.command("demo")(demo)
+    app.command("sweep")(sweep)
+    app.command("audit")(audit)

@@ -33,7 +33,8 @@ def find_pending_tickets(inbox: str, config_path: str) -> Annotated[list[dict], 
 
 @step
 def validate_pending(tickets: list[dict], config_path: str) -> Annotated[list[dict], "validated"]:
-    return sweep.advance(tickets, "validate", lambda i: {"validation": takedown.validate(i["ticket_path"], config_path, _work(i))})
+    return sweep.advance(tickets, "validate",
+                         lambda i: {"validation": takedown.validate(i["ticket_path"], config_path, _work(i))})
 
 
 @step

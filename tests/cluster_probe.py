@@ -37,7 +37,8 @@ def kubernetes_pods(snapshot, orchestrator, image: str) -> dict:
         pod = build_pod_manifest(
             pod_name=f"probe-{name.replace('_', '-')}", image_name=image,
             command=StepEntrypointConfiguration.get_entrypoint_command(),
-            args=StepEntrypointConfiguration.get_entrypoint_arguments(step_name=name, snapshot_id="00000000-0000-0000-0000-000000000000"),
+            args=StepEntrypointConfiguration.get_entrypoint_arguments(
+                step_name=name, snapshot_id="00000000-0000-0000-0000-000000000000"),
             privileged=settings.privileged, pod_settings=pod_settings, env={},
             service_account_name=settings.step_pod_service_account_name or settings.service_account_name,
             mount_local_stores=False, labels={"step_name": name})

@@ -79,7 +79,7 @@ def test_world_grid_with_a_non_toy_detector_exits_2():
 
 
 def test_erase_saves_a_loadable_result_for_the_ticket(tmp_path):
-    from components.erasure.result import load_result
+    from components.erasure.result_kinds import load_result
 
     result = runner.invoke(app, ["erase", str(EXAMPLE_TICKET), "--method", "closed_form", "--out", str(tmp_path),
                                  "--no-progress"])

@@ -25,13 +25,13 @@ def test_uce_solve_meets_its_normal_equations_and_equals_least_squares():
     W_old, C, V, Cp = _problem()
     lam, se, sp = 0.5, 2.0, 0.7
     W = uce_solve(W_old, C, V, Cp, lam, se, sp)
-    # normal equations: W (lam I + se C C^T + sp Cp Cp^T) = lam W_old + se V C^T + sp W_old Cp Cp^T
-    I = torch.eye(W_old.shape[1], dtype=D)
-    lhs = W @ (lam * I + se * C @ C.T + sp * Cp @ Cp.T)
+    # normal equations: W (lam Id + se C C^T + sp Cp Cp^T) = lam W_old + se V C^T + sp W_old Cp Cp^T
+    Id = torch.eye(W_old.shape[1], dtype=D)
+    lhs = W @ (lam * Id + se * C @ C.T + sp * Cp @ Cp.T)
     rhs = lam * W_old + se * V @ C.T + sp * W_old @ Cp @ Cp.T
     torch.testing.assert_close(lhs, rhs, rtol=0, atol=1e-10)
     # the same W from a direct least-squares solve of the stacked system
-    A = torch.cat([math.sqrt(lam) * I, math.sqrt(se) * C.T, math.sqrt(sp) * Cp.T])
+    A = torch.cat([math.sqrt(lam) * Id, math.sqrt(se) * C.T, math.sqrt(sp) * Cp.T])
     B = torch.cat([math.sqrt(lam) * W_old.T, math.sqrt(se) * V.T, math.sqrt(sp) * (W_old @ Cp).T])
     torch.testing.assert_close(W, torch.linalg.lstsq(A, B).solution.T, rtol=0, atol=1e-10)
     # and it moved: the erase term is fitted better than by W_old
@@ -41,8 +41,8 @@ def test_uce_solve_meets_its_normal_equations_and_equals_least_squares():
 def test_uce_solve_without_preserved_prompts():
     W_old, C, V, _ = _problem(1)
     W = uce_solve(W_old, C, V, None, 0.5, 1.0, 1.0)
-    I = torch.eye(W_old.shape[1], dtype=D)
-    torch.testing.assert_close(W @ (0.5 * I + C @ C.T), 0.5 * W_old + V @ C.T, rtol=0, atol=1e-10)
+    Id = torch.eye(W_old.shape[1], dtype=D)
+    torch.testing.assert_close(W @ (0.5 * Id + C @ C.T), 0.5 * W_old + V @ C.T, rtol=0, atol=1e-10)
 
 
 def test_per_row_solve_meets_its_per_row_normal_equations():
@@ -52,9 +52,9 @@ def test_per_row_solve_meets_its_per_row_normal_equations():
     mask = torch.rand(W_old.shape[0], generator=g, dtype=D)
     R = spectral_regulariser(C.T, 0.8)
     W = per_row_solve(W_old, C, V, Cp, lam, se, sp, mask, regulariser=R, prox=prox)
-    I = torch.eye(W_old.shape[1], dtype=D)
+    Id = torch.eye(W_old.shape[1], dtype=D)
     for r in range(W_old.shape[0]):
-        M = (lam + prox) * I + R + se * mask[r] * C @ C.T + sp * Cp @ Cp.T
+        M = (lam + prox) * Id + R + se * mask[r] * C @ C.T + sp * Cp @ Cp.T
         b = (lam + prox) * W_old[r] + se * mask[r] * C @ V[r] + sp * Cp @ Cp.T @ W_old[r]
         torch.testing.assert_close(M @ W[r], b, rtol=0, atol=1e-10)
 

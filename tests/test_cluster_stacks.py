@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -120,7 +119,7 @@ def test_kubernetes_step_pods_are_valid_and_share_the_volume_account_and_image(k
     for pipeline, count in (("takedown_pods", 6), ("sweep_pods", 7)):
         pods = kubernetes[pipeline]
         assert len(pods) == count
-        for name, pod in pods.items():
+        for pod in pods.values():
             kubernetes_validate.validate(pod, K8S_VERSION, strict=True)  # as the API server would read it
             spec, container = pod["spec"], pod["spec"]["containers"][0]
             assert spec["serviceAccountName"] == "lethe-runner"

@@ -62,7 +62,8 @@ def test_a_value_equal_to_its_limit_passes():
 def test_each_single_failure_fails_and_says_which(metric, bad):
     decision = decide(GOOD | {metric: bad}, THRESHOLDS)
     assert not decision.passed
-    assert len(decision.reasons) == 1 and decision.reasons[0].startswith(f"{metric}: ") and "above the limit" in decision.reasons[0]
+    assert len(decision.reasons) == 1
+    assert decision.reasons[0].startswith(f"{metric}: ") and "above the limit" in decision.reasons[0]
 
 
 @pytest.mark.parametrize("broken", [None, math.nan, math.inf, "n/a"])

@@ -10,7 +10,8 @@ from components.erasure.denoising import encode, tokenize
 from components.erasure.lora_adapter import LORA_FILE, NORM_FILE
 from components.erasure.methods import erase
 from components.erasure.request import Concept, ErasureRequest
-from components.erasure.result import MANIFEST, ArtefactError, load_result
+from components.erasure.result import MANIFEST, ArtefactError, ErasureResult
+from components.erasure.result_kinds import RESULT_KINDS, load_result
 from components.hashing import file_sha256
 from components.erasure.tensors import BaseMismatchError, named_tensors, set_tensor
 
@@ -92,6 +93,26 @@ def test_save_load_round_trip_gives_identical_outputs(method, concepts, erasure_
     ta, tb = named_tensors(a), named_tensors(b)
     assert all(torch.equal(ta[n], tb[n]) for n in ta)
     assert torch.equal(images(a), images(b))
+
+
+def test_every_result_class_is_in_the_kind_registry():
+    """RESULT_KINDS is written by hand (no registration on import): a new result class must be added there."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import components.erasure as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    concrete = {cls for cls in subclasses(ErasureResult) if not inspect.isabstract(cls)}
+    assert len(concrete) >= 2 and RESULT_KINDS == {cls.kind: cls for cls in concrete}
 
 
 def test_tampered_weights_are_refused(erasure_results, tmp_path):

@@ -168,3 +168,16 @@ def test_the_old_device_and_orchestration_keys_say_where_they_went(tmp_path):
     assert field == "runtime" and "compute.profiles.NAME.device" in rule
     (field, rule), = _problems(_write(tmp_path, _toy_dict() | {"orchestration": {"training": {"gpu_count": 1}}}))
     assert field == "" and "'orchestration' became 'compute'" in rule  # a top-level rule: no field to name
+
+
+def test_every_erasure_method_has_its_params_block_and_an_unknown_one_is_refused_naming_them(tmp_path):
+    # erasure.method comes from METHODS' keys; each method reads the block of the same name (benchmarks/run.py).
+    from components.erasure.methods import METHODS
+    from components.run_config import Erasure
+
+    assert all(name in Erasure.model_fields for name in METHODS)
+    data = _toy_dict()
+    data["erasure"]["method"] = "esd"
+    with pytest.raises(InputFileError) as err:
+        load_run_config(_write(tmp_path, data))
+    assert "erasure.method" in str(err.value) and "'lora_ti', 'te_ascent' or 'closed_form'" in str(err.value)

@@ -41,10 +41,12 @@ def test_placement_asks_for_the_gpu_exactly_on_the_steps_whose_profile_has_one()
     assert gpu_steps == {"learn_concept_token", "train_unlearning", "evaluate_adapter"}
     for step in gpu_steps:
         pod = step_settings(sd21, k8s, step)["orchestrator"]["pod_settings"]
-        assert pod["resources"] == {"requests": {"cpu": "4", "memory": "32Gi"}, "limits": {"memory": "32Gi", "nvidia.com/gpu": "1"}}
+        assert pod["resources"] == {"requests": {"cpu": "4", "memory": "32Gi"},
+                                    "limits": {"memory": "32Gi", "nvidia.com/gpu": "1"}}
         assert pod["tolerations"] == k8s.gpu_node.tolerations and pod["node_selectors"] == k8s.gpu_node.node_selectors
         assert step_settings(sd21, kfp, step) == {"resources": {"cpu_count": 4.0, "gpu_count": 1},
-                                                  "orchestrator": {"pod_settings": {"node_selectors": {"accelerator": "nvidia.com/gpu"}}}}
+                                                  "orchestrator": {"pod_settings": {
+                                                      "node_selectors": {"accelerator": "nvidia.com/gpu"}}}}
     for step in set(TAKEDOWN_STEPS) - gpu_steps:  # CPU, nothing asked for: the pipeline-wide settings alone
         assert step_settings(sd21, k8s, step) == step_settings(sd21, kfp, step) == {}
     shared = pipeline_settings(k8s)["orchestrator"]["pod_settings"]
@@ -110,7 +112,7 @@ def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loa
 
     # register: past the base model's identity (its files' hash) to the adapter, without loading the model
     monkeypatch.setattr(model_loading, "model_identity", lambda *a, **k: object())
-    monkeypatch.setattr("components.erasure.result.load_result", lambda *a, **k: (_ for _ in ()).throw(Reached()))
+    monkeypatch.setattr("components.erasure.result_kinds.load_result", lambda *a, **k: (_ for _ in ()).throw(Reached()))
     with pytest.raises(Reached):
         takedown.register(EXAMPLE_TICKET, path, "token", "adapter", "report", {}, tmp_path, registry=None)
     assert takedown.model_device(run_config, "register_adapter") is None

@@ -16,7 +16,8 @@ def test_method_b_trains_every_mlp_and_the_last_attention(layers):
     enc = tiny_encoder(layers)
     modules = set(trainable_modules(enc, "mlp-final-attn"))
     last = layers - 1
-    assert {m for m in modules if "self_attn" in m} == {f"encoder.layers.{last}.self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "out_proj")}
+    projections = ("q_proj", "k_proj", "v_proj", "out_proj")
+    assert {m for m in modules if "self_attn" in m} == {f"encoder.layers.{last}.self_attn.{p}" for p in projections}
     assert {m for m in modules if ".mlp." in m} == {f"encoder.layers.{i}.mlp.fc{k}" for i in range(layers) for k in (1, 2)}
     for m in modules:
         enc.get_submodule(m)  # every name resolves to a real module

@@ -13,8 +13,8 @@ target moved into the text encoder) it is instead
     w_f * || U(z_t, t, c_lora(p)) - [e_a - g (e_p - e_a)] ||^2,   e_a = U(z_t, t, c_orig(anchor(p))), e_p = U(z_t, t, c_orig(p))
 
 for name and <c*> prompts p, anchor(p) = p without the concept's words: the prediction for "a red circle"
-becomes that of "a circle" pushed away from red, so the concept goes and the rest of the prompt stays. The learned token <c*> makes the erasure cover
-what the images show, not only the literal name. The retain term keeps the U-Net's predictions
+becomes that of "a circle" pushed away from red, so the concept goes and the rest of the prompt stays. The learned token
+<c*> makes the erasure cover what the images show, not only the literal name. The retain term keeps the U-Net's predictions
 for retain prompts (and the empty prompt, which classifier-free guidance uses) where they were.
 The paper's exact weighting is not public; this is the reading in ../shared/METHODS.md.
 """

@@ -5,35 +5,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .templates import CONCEPT_KINDS, fill, templates_for
+from .concept import Concept
+from .templates import fill, templates_for
 
 if TYPE_CHECKING:
     from ..ticket import LoadedTicket
     from .textual_inversion import LearnedToken
-
-
-@dataclass(frozen=True)
-class Concept:
-    name: str
-    kind: str = "object"  # object | style | identity | logo | other: picks the prompt templates
-    aliases: tuple[str, ...] = ()  # other names people prompt it with
-
-    @property
-    def terms(self) -> list[str]:
-        """The name, then the aliases: every word that asks for the concept."""
-        return [self.name, *self.aliases]
-
-    def __post_init__(self):
-        object.__setattr__(self, "aliases", tuple(self.aliases))
-        if not self.name.strip():
-            raise ValueError("a concept needs a non-empty name")
-        if self.kind not in CONCEPT_KINDS:
-            raise ValueError(f"concept kind {self.kind!r} is not one of {CONCEPT_KINDS}")
-
-    @property
-    def text(self) -> str:
-        """The concept as one plain prompt (its kind's first template): what CLIP compares images against."""
-        return templates_for(self.kind)[0].format(self.name)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 A saved result is a self-describing folder (like a diffusers model folder): `lethe_erasure.json`
 says which method made it, for which concepts, with which settings, which tensors it changes
-and the sha256 of every weight file; the weights are safetensors only. Loading verifies the hashes.
+and the sha256 of every weight file; the weights are safetensors only. Loading (result_kinds.load_result)
+verifies the hashes.
 """
 from __future__ import annotations
 
@@ -32,13 +33,7 @@ class ErasureResult(ABC):
     base: dict[str, dict]  # tensor name -> fingerprint of the base tensor it changes
     history: list[dict] = field(default_factory=list)  # per-step losses, for the report
 
-    kind: ClassVar[str]  # how the weights are stored; picks the class on load
-    _registry: ClassVar[dict[str, type["ErasureResult"]]] = {}
-
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        if "kind" in cls.__dict__:
-            ErasureResult._registry[cls.kind] = cls
+    kind: ClassVar[str]  # how the weights are stored; picks the class on load (result_kinds.RESULT_KINDS)
 
     @abstractmethod
     def changed_tensors(self) -> list[str]:
@@ -87,30 +82,3 @@ class ErasureResult(ABC):
         }
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         return folder
-
-
-def load_result(folder: str | Path) -> ErasureResult:
-    """Load a saved result, refusing it if any weight file is missing or its sha256 differs."""
-    from . import lora_adapter, weight_delta  # noqa: F401  (importing them registers their kinds)
-
-    folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise ArtefactError(f"{folder}: no {MANIFEST}; not a saved Lethe erasure result")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ArtefactError(f"{path}: not valid JSON ({err})") from err
-    if manifest.get("format") != FORMAT:
-        raise ArtefactError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-    cls = ErasureResult._registry.get(manifest.get("kind"))
-    if cls is None:
-        raise ArtefactError(f"{path}: unknown kind {manifest.get('kind')!r}")
-    for name, digest in manifest["files"].items():
-        file = folder / name
-        if not file.is_file():
-            raise ArtefactError(f"{file}: listed in {MANIFEST} but missing")
-        if file_sha256(file) != digest:
-            raise ArtefactError(f"{file}: sha256 differs from {MANIFEST}; the file was changed after saving")
-    common = {k: manifest[k] for k in ("method", "concepts", "hyperparameters", "wall_time_s", "base", "history")}
-    return cls(**common, **cls._read_weights(folder, manifest))

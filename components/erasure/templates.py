@@ -4,8 +4,6 @@ Words kept plain ("a photo of a {}") so they also exist in the toy world's small
 """
 from __future__ import annotations
 
-CONCEPT_KINDS = ("object", "style", "identity", "logo", "other")
-
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "object": ("a photo of a {}", "a {}", "a picture of a {}", "an image of a {}", "a drawing of a {}"),
     "style": ("a painting in the style of {}", "art in the style of {}", "a picture in the style of {}",
@@ -14,6 +12,9 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "logo": ("the {} logo", "a photo of the {} logo", "an image of the {} logo", "the logo of {}"),
     "other": ("a photo of {}", "a picture of {}", "an image of {}", "{}"),
 }
+# The concept kinds, defined here once: a kind is what has templates. The ticket's ConceptKind and the
+# run config's forget_templates keys are built from this tuple.
+CONCEPT_KINDS = tuple(TEMPLATES)
 
 
 def templates_for(kind: str) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
-from .request import Concept
+from .concept import Concept
 from ..hashing import file_sha256
 from .result import ArtefactError
 from .templates import fill, templates_for

@@ -169,7 +169,8 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
         "original_image_cache": original_cache.as_dict() if original_cache else None,
         "worst_forget_prompt": _worst(rows, "forget", "rate"),
         "worst_retain_prompt": _worst(rows, "retain", "drop"), "worst_neighbour_prompt": _worst(rows, "neighbour", "drop"),
-        "forget_draws_instead": dict(sum((Counter(r.draws_instead) for r in rows if r.group == "forget"), Counter()).most_common()),
+        "forget_draws_instead": dict(sum((Counter(r.draws_instead) for r in rows if r.group == "forget"),
+                                         Counter()).most_common()),
         "prompt_sets": sets.as_dict(),
     }
     info["generation_images_per_s"] = generated / generation_s if generation_s else None

@@ -28,7 +28,8 @@ class OriginalImageCache:
                          sort_keys=True)
         return self.folder / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:40]}.npy"
 
-    def generate(self, pipe, prompts: list[str], images_per_prompt: int, sampling, seed: int = 0, **kwargs) -> dict[str, np.ndarray]:
+    def generate(self, pipe, prompts: list[str], images_per_prompt: int, sampling, seed: int = 0,
+                 **kwargs) -> dict[str, np.ndarray]:
         """Like generation.generate (same arguments, same images), reading what is cached."""
         out, missing = {}, []
         for prompt in dict.fromkeys(prompts):

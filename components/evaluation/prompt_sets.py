@@ -128,7 +128,8 @@ def evaluation_sets(request: ErasureRequest, evaluation) -> EvaluationSets:
         return kept
 
     corpus_all = list(dict.fromkeys([*(c for c, _ in (vocabulary_captions(vocab) if vocab else [])),
-                                     *(read_corpus_file(evaluation.retain_corpus.file) if evaluation.retain_corpus.file else [])]))
+                                     *(read_corpus_file(evaluation.retain_corpus.file)
+                                       if evaluation.retain_corpus.file else [])]))
     corpus = keep(corpus_all, "")  # the corpus naming the concept is expected: counted, not listed
     fraction = evaluation.retain_corpus.heldout_fraction
     heldout = sorted((p for p in corpus if heldout_score(p) < fraction), key=heldout_score)

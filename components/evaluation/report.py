@@ -117,13 +117,12 @@ def _metric_table(metrics: dict, decision: Decision) -> str:
     checks = {c.metric: c for c in decision.checks}
     rows = []
     for name, (meaning, how) in EXPLAINED.items():
-        before, after = metrics.get(f"{name}_before"), metrics.get(name)
         check = checks.get(name)
         if name not in metrics and check is None:
             continue
         limit = "" if check is None else f"{'&le;' if check.bound == 'max' else '&ge;'} {_fmt(check.limit, how)}"
         verdict = ("" if check is None else
-                   '<td class="pass">pass</td>' if check.passed else f'<td class="fail">FAIL</td>')
+                   '<td class="pass">pass</td>' if check.passed else '<td class="fail">FAIL</td>')
         before_cell = _with_interval(metrics, f"{name}_before", how) if f"{name}_before" in metrics else ""
         rows.append(f"<tr><th>{html.escape(name)}</th><td>{html.escape(meaning)}</td><td>{before_cell}</td>"
                     f"<td>{_with_interval(metrics, name, how)}</td><td>{limit}</td>{verdict or '<td></td>'}</tr>")
@@ -153,6 +152,14 @@ def _sets_section(evaluation) -> str:
             + (f"<p>The erased model's forget images, as the detector sees them: {drawn}.</p>" if drawn else ""))
 
 
+def _stats(measure: str, side: dict) -> str:
+    if not side:
+        return ""
+    rate = "" if side.get("rate") is None else (
+        f"{measure}: {100 * side['rate']:.0f}% [{100 * side['low']:.0f}, {100 * side['high']:.0f}]")
+    return f"<div class='stats'>{rate} &middot; CLIP {side['clip_score']:.1f}</div>"
+
+
 def _prompt_sections(evaluation, k: int) -> str:
     out = []
     for group, (title, blurb) in GROUPS.items():
@@ -162,17 +169,11 @@ def _prompt_sections(evaluation, k: int) -> str:
         out.append(f"<h2>{title}</h2><p>{blurb}</p><table class='prompts'>"
                    "<tr><th>prompt</th><th>original</th><th>erased</th></tr>")
         for r in rows:
-            def stats(side: dict) -> str:
-                if not side:
-                    return ""
-                rate = "" if side.get("rate") is None else (
-                    f"{r.measure}: {100 * side['rate']:.0f}% [{100 * side['low']:.0f}, {100 * side['high']:.0f}]")
-                return f"<div class='stats'>{rate} &middot; CLIP {side['clip_score']:.1f}</div>"
             instead = ("<div class='stats'>draws instead: " + html.escape(", ".join(
                 f"{k} {v}" for k, v in r.draws_instead.items())) + "</div>") if r.draws_instead else ""
             out.append(f"<tr><td class='prompt'>{html.escape(r.label or r.prompt)}{instead}</td>"
-                       f"<td>{_images(r.images_before, r.flags_before, group, k)}{stats(r.before)}</td>"
-                       f"<td>{_images(r.images_after, r.flags_after, group, k)}{stats(r.after)}</td></tr>")
+                       f"<td>{_images(r.images_before, r.flags_before, group, k)}{_stats(r.measure, r.before)}</td>"
+                       f"<td>{_images(r.images_after, r.flags_after, group, k)}{_stats(r.measure, r.after)}</td></tr>")
         out.append("</table>")
     return "".join(out)
 
@@ -181,7 +182,8 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
 h1{margin-bottom:.2em} .verdict{padding:.8em 1em;border-radius:6px;font-size:1.2em;margin:1em 0}
 .verdict.pass{background:#e3f4e6;border:2px solid #2a8c3c} .verdict.fail{background:#fbe5e5;border:2px solid #c03030}
-table{border-collapse:collapse;margin:.5em 0 1.5em} th,td{border:1px solid #ccc;padding:.35em .6em;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:.35em .6em;text-align:left;vertical-align:top}
 table.ids th{background:#f4f4f4;width:14em} td.pass{color:#2a8c3c;font-weight:bold} td.fail{color:#c03030;font-weight:bold}
 img{width:72px;height:72px;image-rendering:pixelated;margin:2px;border:3px solid #ddd}
 img.ok{border-color:#5cb85c} img.bad{border-color:#d9534f} .stats{font-size:.85em;color:#555}
@@ -191,7 +193,8 @@ table.metrics td:nth-child(n+3){white-space:nowrap} table.ids td{word-break:brea
 
 
 def render_html(evaluation, decision: Decision, identifiers: dict[str, str], title: str, images_per_prompt: int = 4) -> str:
-    verdict = "PASSED: the gate may promote this adapter" if decision.passed else "REJECTED: the gate will not promote this adapter"
+    verdict = ("PASSED: the gate may promote this adapter" if decision.passed
+               else "REJECTED: the gate will not promote this adapter")
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in decision.reasons)
     ids = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in identifiers.items())
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in evaluation.info.get("notes", []))

@@ -85,7 +85,8 @@ def build_world(out_dir: Path = ASSETS_DIR, work_dir: Path | None = None, plan: 
     tokenizer = build_tokenizer()
 
     stage("detector", work / "detector" / "config.json",
-          lambda: train_detector(plan.detector_steps, plan.detector_images, seed=plan.seed, log=log).save_pretrained(work / "detector"))
+          lambda: train_detector(plan.detector_steps, plan.detector_images, seed=plan.seed,
+                                 log=log).save_pretrained(work / "detector"))
     detector = ConceptDetector.from_pretrained(work / "detector")
 
     def clip_stage() -> None:
