@@ -15,6 +15,13 @@ from .erasure.templates import CONCEPT_KINDS
 from .file_errors import load_validated, write_json_schema
 
 
+def _refuse_moved(data, key: str, message: str):
+    """A key that older configs had: say where it went rather than pydantic's "extra field"."""
+    if isinstance(data, dict) and key in data:
+        raise ValueError(message)
+    return data
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,10 +57,8 @@ class Runtime(Strict):
     @classmethod
     def _device_moved(cls, data):
         # One device for all steps put the register step, on a CPU pod, on CUDA: say where it went, not "typo".
-        if isinstance(data, dict) and "device" in data:
-            raise ValueError("'device' moved to the compute profiles: give each step's profile its device "
-                             "(compute.profiles.NAME.device, compute.steps.STEP: NAME)")
-        return data
+        return _refuse_moved(data, "device", "'device' moved to the compute profiles: give each step's profile its "
+                             "device (compute.profiles.NAME.device, compute.steps.STEP: NAME)")
 
 
 class Sampling(Strict):
@@ -416,10 +421,8 @@ class RunConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _orchestration_moved(cls, data):
-        if isinstance(data, dict) and "orchestration" in data:
-            raise ValueError("'orchestration' became 'compute': profiles (device, gpu_count, cpu_count, memory) and "
-                             "which step runs on which (see configs/sd21.yaml)")
-        return data
+        return _refuse_moved(data, "orchestration", "'orchestration' became 'compute': profiles (device, gpu_count, "
+                             "cpu_count, memory) and which step runs on which (see configs/sd21.yaml)")
 
     def resolve_paths(self, folder: Path) -> "RunConfig":
         """Relative paths in a config file are relative to that file's folder."""
