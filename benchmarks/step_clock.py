@@ -2,7 +2,7 @@
 
 At Stable Diffusion scale a CPU takes tens of seconds per training step, so the benchmarks run a few
 steps and extrapolate. The clock timestamps the end of every step without changing the method's code:
-training steps by a global optimizer hook (`optimizer.step()` of any optimizer), sampling steps by a
+training steps by a global optimizer hook (`optimizer.step()` of the optimizer with the most parameters), sampling steps by a
 forward hook on the U-Net. With step durations d_1..d_k (d_1 from the start, so it holds the one-time
 setup: copies of the text encoder, VAE encoding of the images, ...):
 
@@ -78,9 +78,30 @@ def _marks(device, attach):
         times.end = time.perf_counter()
 
 
+@contextmanager
 def optimizer_steps(device):
-    """Times every optimizer step taken inside the block (the methods' training loops)."""
-    return _marks(device, register_optimizer_step_post_hook)
+    """Times the training steps inside the block: the steps of the optimizer that trains the most parameters.
+    A method may step others within a training step (method A's attackers, whose optimizer restarts with
+    them); their steps are not training steps."""
+    synchronize(device)
+    times = StepTimes(start=time.perf_counter())
+    marks: dict[int, list[float]] = {}
+    sizes: dict[int, int] = {}
+
+    def mark(optimizer, *hook_args):
+        synchronize(device)
+        marks.setdefault(id(optimizer), []).append(time.perf_counter())
+        sizes[id(optimizer)] = sum(p.numel() for group in optimizer.param_groups for p in group["params"])
+
+    handle = register_optimizer_step_post_hook(mark)
+    try:
+        yield times
+    finally:
+        handle.remove()
+        synchronize(device)
+        times.end = time.perf_counter()
+        if marks:
+            times.steps = marks[max(sizes, key=sizes.get)]
 
 
 def unet_calls(unet):

@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
 from .lora_adapter import LoraAdapter
-from .templates import fill, templates_for
+from .templates import fill
 from .text_encoder_parts import ATTENTION, MLP, final_norm, last_layers, layer_modules
-from .textual_inversion import learn_token, text_encoder_with_token
+from .textual_inversion import initial_row, learn_token, prompt_templates, text_encoder_with_token
 from ..prompt_terms import without
 
 
@@ -48,7 +48,7 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
     adversary = _Adversary(tokenizer, text_encoder, params.adversary, config.textual_inversion, token.embedding)
     text_encoder.to(device)
     frozen(text_encoder, pipe.unet, pipe.vae, pipe.text_encoder)
-    templates = config.textual_inversion.templates or templates_for(concept.kind)  # the token's prompts, as TI learned it
+    templates = prompt_templates(config.textual_inversion, concept.kind)  # the token's prompts, as TI learned it
     name_prompts, token_prompts = request.concept_prompts(), fill(templates, token.token)
     name_ids = tokenize(tokenizer, name_prompts, device)
     token_ids = tokenize(tokenizer, token_prompts, device)
@@ -153,8 +153,7 @@ class _Adversary:
         text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
         self.table = text_encoder.get_input_embeddings().weight
         with torch.no_grad():
-            init_ids = tokenizer(ti_params.init_word, add_special_tokens=False).input_ids if ti_params.init_word else []
-            word_row = self.table[init_ids].mean(0) if init_ids else self.table[: self.ids[0]].mean(0)
+            word_row = initial_row(tokenizer, self.table[: self.ids[0]], ti_params.init_word)
             self.starts = torch.stack([word_row if j % 2 == 0 else concept_row.reshape(-1).to(word_row)
                                        for j in range(len(self.words))])
         self._reset()
@@ -162,18 +161,8 @@ class _Adversary:
     def _reset(self) -> None:
         with torch.no_grad():
             self.table[self.ids] = self.starts.to(self.table)
-        self.rows = self.table[self.ids].detach().clone().float()
-        self.moments, self.adam_steps = (torch.zeros_like(self.rows), torch.zeros_like(self.rows)), 0
-
-    def _adam(self, grad: torch.Tensor, betas=(0.9, 0.999), eps: float = 1e-8) -> None:
-        """Adam on the attackers' rows, written out rather than a torch.optim optimizer: a training step of A stays
-        one optimizer step for whoever counts them (the benchmarks' step clock hooks every optimizer's step)."""
-        m, v = self.moments
-        self.adam_steps += 1
-        m.mul_(betas[0]).add_(grad, alpha=1 - betas[0])
-        v.mul_(betas[1]).addcmul_(grad, grad, value=1 - betas[1])
-        m_hat, v_hat = m / (1 - betas[0] ** self.adam_steps), v / (1 - betas[1] ** self.adam_steps)
-        self.rows -= self.params.learning_rate * m_hat / (v_hat.sqrt() + eps)
+        self.rows = self.table[self.ids].detach().clone().float().requires_grad_(True)
+        self.optimizer = torch.optim.Adam([self.rows], lr=self.params.learning_rate)
 
     def attack(self, unet, scheduler, latents, prompt_ids: list[torch.Tensor], step: int, gen) -> float | None:
         """`inner_steps` TI steps of every attacker against the adapter as it is now; their mean loss."""
@@ -189,7 +178,9 @@ class _Adversary:
             loss = per_sample_mse(predict(unet, noisy, t, encode(self.text_encoder, ids)), target).mean()
             (grad,) = torch.autograd.grad(loss, [self.table])
             self.table.requires_grad_(False)
-            self._adam(grad[self.ids].to(self.rows))
+            self.optimizer.zero_grad(set_to_none=True)
+            self.rows.grad = grad[self.ids].to(self.rows)
+            self.optimizer.step()
             with torch.no_grad():
                 self.table[self.ids] = self.rows.detach().to(self.table)
             losses.append(loss.item())

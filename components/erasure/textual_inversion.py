@@ -74,17 +74,24 @@ def text_encoder_with_token(pipe, token: str, init: torch.Tensor | str | None):
     text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # the row is set below
     table = text_encoder.get_input_embeddings().weight
     with torch.no_grad():
-        if isinstance(init, torch.Tensor):
-            row = init.reshape(-1)
-        elif init:
-            ids = tokenizer(init, add_special_tokens=False).input_ids
-            if not ids:
-                raise ValueError(f"init word {init!r} tokenizes to nothing")
-            row = table[ids].mean(0)
-        else:
-            row = table[:token_id].mean(0)
+        row = init.reshape(-1) if isinstance(init, torch.Tensor) else initial_row(tokenizer, table[:token_id], init)
         table[token_id] = row.to(table)
     return tokenizer, text_encoder, token_id
+
+
+def initial_row(tokenizer, vocabulary_rows: torch.Tensor, init_word: str | None) -> torch.Tensor:
+    """A new token's starting embedding: the mean of `init_word`'s rows, or of the whole vocabulary's (None)."""
+    if not init_word:
+        return vocabulary_rows.mean(0)
+    ids = tokenizer(init_word, add_special_tokens=False).input_ids
+    if not ids:
+        raise ValueError(f"init word {init_word!r} tokenizes to nothing")
+    return vocabulary_rows[ids].mean(0)
+
+
+def prompt_templates(params, kind: str) -> list[str]:
+    """TI's prompts ('{}' for the placeholder): the config's, else the concept kind's."""
+    return list(params.templates or templates_for(kind))
 
 
 def learn_token(pipe, concept: Concept, images: list[Path], params, seed: int = 0, templates=None,
@@ -96,7 +103,7 @@ def learn_token(pipe, concept: Concept, images: list[Path], params, seed: int = 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     device = pipe.unet.device
-    templates = list(templates or params.templates or templates_for(concept.kind))
+    templates = list(templates or prompt_templates(params, concept.kind))
     tokenizer, text_encoder, token_id = text_encoder_with_token(pipe, params.placeholder, params.init_word)
     text_encoder.to(device)
     frozen(text_encoder, pipe.unet, pipe.vae)
