@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 
 from .evaluation.decision import decide, limits_of
@@ -18,10 +17,6 @@ from .run_config import RunConfig, load_run_config
 from .ticket import LoadedTicket, load_ticket
 
 VALIDATION_JSON = "validation.json"
-
-
-class TrainingDiverged(RuntimeError):
-    """The erasure produced non-finite weights or losses; nothing from it is registered."""
 
 
 def run_key(ticket_path: str | Path, config_path: str | Path) -> str:
@@ -88,8 +83,6 @@ def learn_concept_token(ticket_path: str | Path, config_path: str | Path, work: 
     model = _model(config, "learn_concept_token")
     token = learn_token(model.pipeline, ErasureRequest.from_ticket(loaded).concept, loaded.image_paths,
                         config.erasure.textual_inversion, seed=config.runtime.seed, progress=progress)
-    if not math.isfinite(token.embedding.sum().item()):
-        raise TrainingDiverged("textual inversion diverged: the learned embedding is not finite")
     return str(token.save(work / "token"))
 
 
@@ -107,9 +100,7 @@ def request_for(loaded: LoadedTicket, config: RunConfig, token_dir: str | Path |
 
 def train_unlearning(ticket_path: str | Path, config_path: str | Path, token_dir: str, work: Path,
                      progress: bool = False) -> str:
-    """Stage 3: the configured erasure method; refuses to save a result with non-finite weights."""
-    import torch
-
+    """Stage 3: the configured erasure method (erase() refuses a result with non-finite weights)."""
     from .erasure.methods import erase
 
     loaded, config = load_inputs(ticket_path, config_path)
@@ -118,15 +109,6 @@ def train_unlearning(ticket_path: str | Path, config_path: str | Path, token_dir
     (work / "training_started.json").write_text(json.dumps({"method": config.erasure.method,
                                                             "base_weights_sha256": model.weights_sha256}) + "\n")
     result = erase(model.pipeline, request_for(loaded, config, token_dir), config.erasure, progress=progress)
-    probe = result.fused_copy(model.pipeline)
-    for name in result.changed_tensors():
-        component, param = name.split(".", 1)
-        tensor = getattr(probe, component).state_dict()[param]
-        if not torch.isfinite(tensor).all():
-            raise TrainingDiverged(f"{result.method} diverged: {name} has non-finite values; nothing is saved")
-    losses = [h.get("loss") for h in result.history if isinstance(h.get("loss"), float)]
-    if losses and not all(math.isfinite(v) for v in losses):
-        raise TrainingDiverged(f"{result.method} diverged: a training loss was not finite")
     return str(result.save(work / "adapter"))
 
 

@@ -89,6 +89,24 @@ def test_erase_saves_a_loadable_result_for_the_ticket(tmp_path):
     assert "TOY-0001" in result.output and "delta.safetensors" in result.output
 
 
+def test_erase_that_diverges_fails_as_the_pipeline_does_and_saves_nothing(tmp_path):
+    # the same setting as the pipeline's divergence test: the invariant lives in erase(), not in a step's glue
+    import os
+    import subprocess
+    import sys
+
+    config = toy_config_file(tmp_path, "diverge", erasure__method="te_ascent", erasure__te_ascent__learning_rate=1e30,
+                             erasure__te_ascent__epochs=3)
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "erase", str(EXAMPLE_TICKET), "--config", str(config),
+                             "--out", str(out), "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "LETHE_HOME": str(tmp_path / "home")})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "error: TrainingDiverged: te_ascent diverged" in result.stderr
+    assert "non-finite values; nothing is saved" in result.stderr
+    assert not (out / "adapter").exists()
+
+
 def test_erase_with_an_unknown_method_exits_2(tmp_path):
     result = runner.invoke(app, ["erase", str(EXAMPLE_TICKET), "--method", "esd", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--method 'esd': choose one of closed_form, lora_ti, te_ascent" in result.output

@@ -1,6 +1,13 @@
-"""One entry point for every method: `erase(pipe, request, config)`; the run config picks the method by name."""
+"""One entry point for every method: `erase(pipe, request, config)`; the run config picks the method by name.
+
+Whoever calls it (the pipeline's step, `lethe erase`, a benchmark) gets the same invariant: a result
+with non-finite weights or losses is never returned, so it can never be saved or registered.
+"""
 from __future__ import annotations
 
+import math
+
+from .diverged import TrainingDiverged
 from .request import ErasureRequest
 from .result import ErasureResult
 
@@ -30,4 +37,20 @@ def erase(pipe, request: ErasureRequest, config, progress: bool = False) -> Eras
         method = METHODS[config.method]
     except KeyError:
         raise ValueError(f"unknown erasure method {config.method!r}; choose one of {sorted(METHODS)}") from None
-    return method(pipe, request, config, progress)
+    result = method(pipe, request, config, progress)
+    check_finite(result, pipe)
+    return result
+
+
+def check_finite(result: ErasureResult, pipe) -> None:
+    """Raise TrainingDiverged if fusing `result` into `pipe` would give non-finite weights, or a loss was not finite."""
+    import torch
+
+    probe = result.fused_copy(pipe)
+    for name in result.changed_tensors():
+        component, param = name.split(".", 1)
+        if not torch.isfinite(getattr(probe, component).state_dict()[param]).all():
+            raise TrainingDiverged(f"{result.method} diverged: {name} has non-finite values; nothing is saved")
+    losses = [h.get("loss") for h in result.history if isinstance(h.get("loss"), float)]
+    if losses and not all(math.isfinite(v) for v in losses):
+        raise TrainingDiverged(f"{result.method} diverged: a training loss was not finite")

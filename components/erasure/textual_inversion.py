@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
 from .concept import Concept
+from .diverged import TrainingDiverged
 from ..hashing import file_sha256
 from .result import ArtefactError
 from .templates import fill, templates_for
@@ -132,6 +133,8 @@ def learn_token(pipe, concept: Concept, images: list[Path], params, seed: int = 
         history.append({"step": step, "loss": loss.item()})
         bar.set_postfix(loss=f"{loss.item():.4f}")
     embedding = table[token_id].detach().to("cpu", torch.float32).reshape(1, -1).clone()
+    if not torch.isfinite(embedding).all():  # a token that blew up must not become anyone's attack control
+        raise TrainingDiverged("textual inversion diverged: the learned embedding is not finite")
     return LearnedToken(token=params.placeholder, embedding=embedding, concept=concept.name,
                         hyperparameters={**params.model_dump(), "templates": templates, "seed": seed,
                                          "images": {Path(p).name: file_sha256(Path(p)) for p in images}},
