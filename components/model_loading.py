@@ -2,6 +2,10 @@
 
 Offline first: nothing is downloaded unless the caller opts in. The same code loads the shipped
 toy world and real SD 1.5 / 2.1 checkpoints. A content hash of the weights goes into lineage.
+
+A takedown hashes the weights once (its ResolvedInputs carry the identity); every later load checks
+only a cheap fingerprint of the files (names, sizes, mtimes) against it, and a process loads a given
+model once (LOADED), so a step that asks twice gets the same pipeline back.
 """
 from __future__ import annotations
 
@@ -80,6 +84,15 @@ def weights_sha256(folder: Path) -> str:
     return outer.hexdigest()
 
 
+def files_fingerprint(folder: Path) -> str:
+    """sha256 over (relative path, size, mtime) of the hashed files: notices a changed model without reading it."""
+    outer = hashlib.sha256()
+    for file in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix in _HASHED_SUFFIXES):
+        stat = file.stat()
+        outer.update(f"{file.relative_to(folder).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return outer.hexdigest()
+
+
 @dataclass
 class ModelIdentity:
     """What lineage names a base model by, read from its files without loading it (no device needed)."""
@@ -87,19 +100,53 @@ class ModelIdentity:
     revision: str | None
     folder: Path
     weights_sha256: str
+    files_fingerprint: str = ""  # files_fingerprint(folder) when the hash was taken
 
 
 def model_identity(source: str | Path, revision: str | None = None, allow_download: bool = False) -> ModelIdentity:
     folder = resolve_folder(source, revision, allow_download)
-    return ModelIdentity(source=str(source), revision=revision, folder=folder, weights_sha256=weights_sha256(folder))
+    fingerprint = files_fingerprint(folder)
+    return ModelIdentity(source=str(source), revision=revision, folder=folder, weights_sha256=weights_sha256(folder),
+                         files_fingerprint=fingerprint)
+
+
+def check_unchanged(identity: ModelIdentity) -> None:
+    """Raise if the model's files changed since `identity` was hashed: its hash would name other weights."""
+    if files_fingerprint(identity.folder) != identity.files_fingerprint:
+        raise ModelLoadError(f"base model {identity.source!r} ({identity.folder}) changed since this run hashed it; "
+                             "run the takedown again so that its lineage names the weights it uses")
 
 
 def load_pipeline(source: str | Path, revision: str | None = None, device: str = "cpu", dtype: str = "float32",
-                  allow_download: bool = False) -> LoadedModel:
+                  allow_download: bool = False, identity: ModelIdentity | None = None) -> LoadedModel:
+    """A freshly loaded pipeline on `device`, the caller's to change. With `identity` (model_identity, taken
+    earlier in the run) the weights are not hashed again, only checked unchanged."""
+    if identity is None:
+        identity = model_identity(source, revision, allow_download)
+    else:
+        check_unchanged(identity)
+    return _load(source, revision, identity, resolve_device(device), resolve_dtype(dtype))
+
+
+# One pipeline per (folder, revision, weights hash, device, dtype) per process: what a step loads once.
+SHARED: dict[tuple, LoadedModel] = {}
+
+
+def shared_pipeline(identity: ModelIdentity, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
+    """The process's one copy of the model: every stage reads it and none changes it in place (erasures
+    return results, evaluations fuse into copies), so a step that asks again loads nothing."""
+    check_unchanged(identity)
+    torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    key = (str(identity.folder), identity.revision, identity.weights_sha256, torch_device, str(torch_dtype))
+    if key not in SHARED:
+        SHARED[key] = _load(identity.source, identity.revision, identity, torch_device, torch_dtype)
+    return SHARED[key]
+
+
+def _load(source, revision, identity: ModelIdentity, torch_device: str, torch_dtype) -> LoadedModel:
     from diffusers import StableDiffusionPipeline
 
-    folder = resolve_folder(source, revision, allow_download)
-    torch_device, torch_dtype = resolve_device(device), resolve_dtype(dtype)
+    folder = identity.folder
     try:
         # The safety checker would black out images and hide what the evaluation must see.
         pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=torch_dtype, local_files_only=True,
@@ -109,4 +156,4 @@ def load_pipeline(source: str | Path, revision: str | None = None, device: str =
     pipe = pipe.to(torch_device)
     pipe.set_progress_bar_config(disable=True)
     return LoadedModel(pipeline=pipe, source=str(source), revision=revision, folder=folder,
-                       weights_sha256=weights_sha256(folder), device=torch_device, dtype=str(torch_dtype).split(".")[-1])
+                       weights_sha256=identity.weights_sha256, device=torch_device, dtype=str(torch_dtype).split(".")[-1])

@@ -17,10 +17,10 @@ STAGES = {name: name for name in TAKEDOWN_STEPS}
 
 @pipeline(enable_cache=True)  # a re-run after a crash resumes at the first unfinished step
 def takedown_pipeline(ticket_path: str, config_path: str, ticket_id: str, run_key: str) -> None:
-    common = dict(ticket_path=ticket_path, config_path=config_path, ticket_id=ticket_id, run_key=run_key)
-    validation = validate_ticket_images(**common)
-    token_dir = learn_concept_token(**common, validation=validation)
-    adapter_dir = train_unlearning(**common, token_dir=token_dir)
-    evaluation = evaluate_adapter(**common, token_dir=token_dir, adapter_dir=adapter_dir)
-    version = register_adapter(**common, token_dir=token_dir, adapter_dir=adapter_dir, evaluation=evaluation)
-    gate(config_path=config_path, ticket_id=ticket_id, registered_version=version, evaluation=evaluation)
+    inputs, _ = validate_ticket_images(ticket_path=ticket_path, config_path=config_path, ticket_id=ticket_id,
+                                       run_key=run_key)
+    token_dir = learn_concept_token(inputs=inputs)
+    adapter_dir = train_unlearning(inputs=inputs, token_dir=token_dir)
+    evaluation = evaluate_adapter(inputs=inputs, token_dir=token_dir, adapter_dir=adapter_dir)
+    version = register_adapter(inputs=inputs, token_dir=token_dir, adapter_dir=adapter_dir, evaluation=evaluation)
+    gate(inputs=inputs, registered_version=version, evaluation=evaluation)

@@ -14,6 +14,7 @@ from zenml import get_step_context, step
 from components import sweep, takedown
 from components.inbox import staging_folder
 from components.registry import RegisteredVersion
+from components.resolved_inputs import ResolvedInputs
 from components.run_config import load_run_config
 from steps.registry_target import active_registry
 from steps.work_folder import lethe_home, work_folder
@@ -21,6 +22,10 @@ from steps.work_folder import lethe_home, work_folder
 
 def _work(item: dict) -> Path:
     return work_folder(item["ticket_id"], item["run_key"])
+
+
+def _inputs(item: dict) -> ResolvedInputs:
+    return ResolvedInputs(**item["inputs"])
 
 
 @step(enable_cache=False)  # the inbox changes between runs
@@ -33,26 +38,28 @@ def find_pending_tickets(inbox: str, config_path: str) -> Annotated[list[dict], 
 
 @step
 def validate_pending(tickets: list[dict], config_path: str) -> Annotated[list[dict], "validated"]:
-    return sweep.advance(tickets, "validate",
-                         lambda i: {"validation": takedown.validate(i["ticket_path"], config_path, _work(i))})
+    def validate(i: dict) -> dict:
+        inputs, validation = takedown.validate_and_resolve(i["ticket_path"], config_path, i["run_key"], _work(i))
+        return {"inputs": inputs.model_dump(), "validation": validation}
+    return sweep.advance(tickets, "validate", validate)
 
 
 @step
 def learn_pending_tokens(tickets: list[dict], config_path: str) -> Annotated[list[dict], "with_tokens"]:
     return sweep.advance(tickets, "learn_concept_token", lambda i: {
-        "token_dir": takedown.learn_concept_token(i["ticket_path"], config_path, _work(i))})
+        "token_dir": takedown.learn_concept_token(_inputs(i), _work(i))})
 
 
 @step
 def train_pending(tickets: list[dict], config_path: str) -> Annotated[list[dict], "with_adapters"]:
     return sweep.advance(tickets, "train_unlearning", lambda i: {
-        "adapter_dir": takedown.train_unlearning(i["ticket_path"], config_path, i["token_dir"], _work(i))})
+        "adapter_dir": takedown.train_unlearning(_inputs(i), i["token_dir"], _work(i))})
 
 
 @step
 def evaluate_pending(tickets: list[dict], config_path: str) -> Annotated[list[dict], "evaluated"]:
     return sweep.advance(tickets, "evaluate", lambda i: {
-        "evaluation": takedown.evaluate(i["ticket_path"], config_path, i["token_dir"], i["adapter_dir"], _work(i),
+        "evaluation": takedown.evaluate(_inputs(i), i["token_dir"], i["adapter_dir"], _work(i),
                                         cache_folder=lethe_home() / "cache" / "original-images")})
 
 
@@ -61,8 +68,8 @@ def register_pending(tickets: list[dict], config_path: str) -> Annotated[list[di
     run_id, registry = str(get_step_context().pipeline_run.id), active_registry()
 
     def register(i: dict) -> dict:
-        version = takedown.register(i["ticket_path"], config_path, i["token_dir"], i["adapter_dir"],
-                                    i["evaluation"]["report_dir"], i["evaluation"]["metrics"], _work(i), registry, run_id)
+        version = takedown.register(_inputs(i), i["token_dir"], i["adapter_dir"], i["evaluation"]["report_dir"],
+                                    i["evaluation"]["metrics"], _work(i), registry, run_id)
         return {"version": {"name": version.name, "version": version.version, "run_id": version.run_id,
                             "source": version.source}}
     return sweep.advance(tickets, "register", register)

@@ -5,11 +5,11 @@ from typing import Annotated
 from zenml import step
 
 from components import takedown
+from components.resolved_inputs import ResolvedInputs
 from steps.work_folder import work_folder
 
 
 @step
-def train_unlearning(ticket_path: str, config_path: str, ticket_id: str, run_key: str,
-                     token_dir: str) -> Annotated[str, "adapter_dir"]:
+def train_unlearning(inputs: ResolvedInputs, token_dir: str) -> Annotated[str, "adapter_dir"]:
     """The configured erasure method (on clusters its compute profile places it: see the run config's `compute`)."""
-    return takedown.train_unlearning(ticket_path, config_path, token_dir, work_folder(ticket_id, run_key))
+    return takedown.train_unlearning(inputs, token_dir, work_folder(inputs.ticket_id, inputs.run_key))

@@ -93,14 +93,20 @@ def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loa
             "steps": {"learn_concept_token": "either", "train_unlearning": "gpu"}})
     path = tmp_path / f"{config}.yaml" if config == "a device per step" else REPO / "configs" / f"{config}.yaml"
 
-    def load_pipeline(source, revision=None, device="cpu", *args, **kwargs):
+    def shared_pipeline(identity, device="cpu", *args, **kwargs):
         raise AskedFor(device)
 
-    monkeypatch.setattr(model_loading, "load_pipeline", load_pipeline)
+    from components.resolved_inputs import BaseModelRef, ResolvedInputs
+
+    # the SD checkpoints are not on this machine: their identity as a resolving step would have recorded it
+    inputs = ResolvedInputs(ticket_path=str(EXAMPLE_TICKET), config_path=str(path), ticket_id="TOY-0001", run_key="key",
+                            base=BaseModelRef(source="base", revision=None, folder=str(tmp_path), weights_sha256="0" * 64,
+                                              files_fingerprint=""))
+    monkeypatch.setattr(model_loading, "shared_pipeline", shared_pipeline)
     run_config = load_run_config(path)
-    stages = {"learn_concept_token": lambda: takedown.learn_concept_token(EXAMPLE_TICKET, path, tmp_path),
-              "train_unlearning": lambda: takedown.train_unlearning(EXAMPLE_TICKET, path, "token", tmp_path),
-              "evaluate_adapter": lambda: takedown.evaluate(EXAMPLE_TICKET, path, "token", "adapter", tmp_path)}
+    stages = {"learn_concept_token": lambda: takedown.learn_concept_token(inputs, tmp_path),
+              "train_unlearning": lambda: takedown.train_unlearning(inputs, "token", tmp_path),
+              "evaluate_adapter": lambda: takedown.evaluate(inputs, "token", "adapter", tmp_path)}
     assert set(stages) == set(takedown.MODEL_STEPS)
     for step, stage in stages.items():
         with pytest.raises(AskedFor) as asked:
@@ -110,11 +116,11 @@ def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loa
     class Reached(Exception):
         pass
 
-    # register: past the base model's identity (its files' hash) to the adapter, without loading the model
-    monkeypatch.setattr(model_loading, "model_identity", lambda *a, **k: object())
+    # register: past the base model's identity (from the resolved inputs) to the adapter, without loading the model
+    monkeypatch.setattr(model_loading, "load_pipeline", lambda *a, **k: pytest.fail("register loaded the model"))
     monkeypatch.setattr("components.erasure.result_kinds.load_result", lambda *a, **k: (_ for _ in ()).throw(Reached()))
     with pytest.raises(Reached):
-        takedown.register(EXAMPLE_TICKET, path, "token", "adapter", "report", {}, tmp_path, registry=None)
+        takedown.register(inputs, "token", "adapter", "report", {}, tmp_path, registry=None)
     assert takedown.model_device(run_config, "register_adapter") is None
 
 

@@ -171,3 +171,41 @@ def test_training_that_diverges_fails_the_run_and_registers_nothing(home, promot
     assert "step train_unlearning failed: TrainingDiverged: te_ascent diverged" in result.stderr
     assert "non-finite values; nothing is saved" in result.stderr
     assert len(registry(home).find_versions("lethe-toyworld")) == versions
+
+
+COUNTING_RUN = """
+import json, sys
+from components import model_loading
+counts = {"hashes": 0, "loads": []}
+hash_weights, load = model_loading.weights_sha256, model_loading._load
+
+
+def counted_hash(folder):
+    counts["hashes"] += 1
+    return hash_weights(folder)
+
+
+def counted_load(*args, **kwargs):
+    from zenml import get_step_context
+    counts["loads"].append(get_step_context().step_run.name)  # outside a step this raises: the test would see it
+    return load(*args, **kwargs)
+
+
+model_loading.weights_sha256, model_loading._load = counted_hash, counted_load
+from pipelines.run_takedown import run_takedown
+outcome = run_takedown(sys.argv[1], sys.argv[2])
+print("COUNTS " + json.dumps(counts))
+"""
+
+
+def test_a_takedown_hashes_the_base_weights_once_and_loads_the_model_at_most_once_per_step(tmp_path):
+    # The local orchestrator runs every step in this one process, so the counters see every step's loads.
+    config = small_config(tmp_path, "pass")
+    env = {**os.environ, "LETHE_HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-c", COUNTING_RUN, str(EXAMPLE_TICKET), str(config)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = json.loads(result.stdout.split("COUNTS ", 1)[1])
+    assert counts["hashes"] == 1
+    assert counts["loads"] and len(counts["loads"]) == len(set(counts["loads"]))  # at most one load per step
+    assert set(counts["loads"]) <= {"learn_concept_token", "train_unlearning", "evaluate_adapter"}
