@@ -10,7 +10,6 @@ Compute is what the components timed themselves: TI (lethe_token.json), the eras
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from pipelines.local_stack import configure_environment
 
@@ -28,21 +27,19 @@ def main() -> None:
     def seconds(step) -> float:
         return (step.end_time - step.start_time).total_seconds() if step.end_time and step.start_time else float("nan")
 
-    work = Path(steps["evaluate_adapter"].outputs["evaluation"][0].load()["report_dir"]).parent
-    token = json.loads((work / "token" / "lethe_token.json").read_text())
-    erasure = json.loads((work / "adapter" / "lethe_erasure.json").read_text())
-    info = json.loads((work / "report" / "metrics.json").read_text())["info"]
-    compute = {"learn_concept_token": token["wall_time_s"], "train_unlearning": erasure["wall_time_s"],
+    (ticket,) = steps["evaluate_adapter"].outputs["evaluated"][0].load().runs
+    info = json.loads((ticket.evaluation.report_dir / "metrics.json").read_text())["info"]
+    compute = {"learn_concept_token": ticket.token.wall_time_s, "train_unlearning": ticket.result.wall_time_s,
                "evaluate_adapter": info["generation_s"] + info["attack_s"]}
     total = (run.end_time - run.start_time).total_seconds() if run.end_time else float("nan")
     rows = []
-    for name in ("validate_ticket_images", "learn_concept_token", "train_unlearning", "evaluate_adapter",
+    for name in ("admit_ticket", "validate_ticket_images", "learn_concept_token", "train_unlearning", "evaluate_adapter",
                  "register_adapter", "gate"):
         wall = seconds(steps[name])
         rows.append({"step": name, "wall_s": round(wall, 1), "compute_s": round(compute.get(name, 0.0), 1),
                      "cached": str(steps[name].status) == "cached"})
     in_steps = sum(r["wall_s"] for r in rows)
-    print(json.dumps({"run": run.name, "method": erasure["method"], "pipeline_wall_s": round(total, 1),
+    print(json.dumps({"run": run.name, "method": ticket.result.method, "pipeline_wall_s": round(total, 1),
                       "steps_wall_s": round(in_steps, 1), "compute_s": round(sum(compute.values()), 1),
                       "outside_steps_s": round(total - in_steps, 1), "steps": rows}, indent=2))
 

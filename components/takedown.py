@@ -1,9 +1,10 @@
-"""One takedown, stage by stage, as plain functions: what the pipeline's steps call.
+"""One takedown, stage by stage, as plain functions over typed objects: what the pipeline steps, the CLI's
+`erase` and `evaluate` and the benchmarks all call, so each stage and its invariants exist once.
 
-Every stage after the first takes the run's ResolvedInputs (ticket, config, base model identity with
-its weights hash, resolved once). Each writes its outputs into the run's work folder, so a step that
-ZenML takes from its cache still points at real files, and every stage can be run and tested without
-ZenML. The work folder is keyed by the ticket's, the config's and the base model files' fingerprints.
+The first stage resolves the run's inputs (ticket, config, the base model's identity with its weights
+hash, taken once); every later stage takes them. Stages return their outputs (LearnedToken, ErasureResult,
+EvaluationSummary, RegisteredVersion, Decision); `work` is scratch space for one process (a report being
+written, a marker that training began), never the way one stage hands anything to the next.
 """
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from .hashing import file_sha256
 from .image_validation import ImageValidationError, validate_images
 from .resolved_inputs import ResolvedInputs, resolve_inputs
 from .run_config import RunConfig, load_run_config
+from .takedown_batch import EvaluationSummary
 from .ticket import LoadedTicket, load_ticket
 
 VALIDATION_JSON = "validation.json"
+TRAINING_STARTED_JSON = "training_started.json"
 
 
 def run_key(ticket_path: str | Path, config_path: str | Path) -> str:
@@ -38,13 +41,10 @@ def run_key(ticket_path: str | Path, config_path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_inputs(ticket_path: str | Path, config_path: str | Path) -> tuple[LoadedTicket, RunConfig]:
-    return load_ticket(ticket_path), load_run_config(config_path)
-
-
 def validate(ticket_path: str | Path, config_path: str | Path, work: Path) -> dict:
-    """Stage 1: the ticket schema and the GX image suite. Writes validation.json; raises on failure."""
-    loaded, config = load_inputs(ticket_path, config_path)
+    """Stage 1: the ticket schema and the GX image suite; raises on failure. The record carries the full
+    validation report (it is registered with the version), and a copy is written to work/validation.json."""
+    loaded, config = load_ticket(ticket_path), load_run_config(config_path)
     from .admission import check_ticket_meets_config  # the ticket against this config: every door's checks
 
     check_ticket_meets_config(loaded, config, config_path, ticket_path)
@@ -53,7 +53,8 @@ def validate(ticket_path: str | Path, config_path: str | Path, work: Path) -> di
     if not report.success:
         raise ImageValidationError(report)
     return {"ticket_id": loaded.ticket.ticket_id, "ticket_sha256": loaded.sha256,
-            "images": {f.path: f.sha256 for f in report.facts}, "validation_file": str(work / VALIDATION_JSON)}
+            "images": {f.path: f.sha256 for f in report.facts},
+            "report": json.loads((work / VALIDATION_JSON).read_text())}
 
 
 def validate_and_resolve(ticket_path: str | Path, config_path: str | Path, key: str,
@@ -90,65 +91,61 @@ def stage_model(inputs: ResolvedInputs, config: RunConfig, step: str):
     return shared_pipeline(inputs.base.identity(), model_device(config, step), config.runtime.dtype)
 
 
-def learn_concept_token(inputs: ResolvedInputs, work: Path, progress: bool = False) -> str:
-    """Stage 2: textual inversion on the original model; every method's evaluation reuses the token as
-    the recovery attack's control, and method A erases through it."""
+def learn_concept_token(inputs: ResolvedInputs, progress: bool = False):
+    """Stage 2: textual inversion on the original model (a LearnedToken); every method's evaluation reuses the
+    token as the recovery attack's control, and method A erases through it. learn_token refuses a non-finite one."""
     from .erasure.request import ErasureRequest
     from .erasure.textual_inversion import learn_token
 
     loaded, config = inputs.ticket(), inputs.config()
     model = stage_model(inputs, config, "learn_concept_token")
-    token = learn_token(model.pipeline, ErasureRequest.from_ticket(loaded).concept, loaded.image_paths,
-                        config.erasure.textual_inversion, seed=config.runtime.seed, progress=progress)
-    return str(token.save(work / "token"))
+    return learn_token(model.pipeline, ErasureRequest.from_ticket(loaded).concept, loaded.image_paths,
+                       config.erasure.textual_inversion, seed=config.runtime.seed, progress=progress)
 
 
-def request_for(loaded: LoadedTicket, config: RunConfig, token_dir: str | Path | None):
+def request_for(loaded: LoadedTicket, config: RunConfig, token=None):
     """The ticket as an erasure request, with the evaluation's prompt sets in it: training erases every way
     of asking that is measured and keeps the retain corpus' training part (never its held-out part)."""
     from .erasure.request import ErasureRequest
-    from .erasure.textual_inversion import LearnedToken
     from .evaluation.prompt_sets import with_prompt_sets
 
-    token = LearnedToken.load(token_dir) if token_dir else None
     request = ErasureRequest.from_ticket(loaded, seed=config.runtime.seed, learned_token=token)
     return with_prompt_sets(request, config.evaluation)
 
 
-def train_unlearning(inputs: ResolvedInputs, token_dir: str, work: Path, progress: bool = False) -> str:
-    """Stage 3: the configured erasure method (erase() refuses a result with non-finite weights)."""
+def train_unlearning(inputs: ResolvedInputs, token, work: Path, progress: bool = False, erasure=None):
+    """Stage 3: the configured erasure method (an ErasureResult; erase() refuses one with non-finite weights).
+    `erasure` overrides the config's erasure settings (the CLI's --method)."""
     from .erasure.methods import erase
 
     loaded, config = inputs.ticket(), inputs.config()
+    erasure = erasure or config.erasure
     model = stage_model(inputs, config, "train_unlearning")
-    # A record that training began: a run that dies here leaves it, and no adapter, behind.
-    (work / "training_started.json").write_text(json.dumps({"method": config.erasure.method,
-                                                            "base_weights_sha256": model.weights_sha256}) + "\n")
-    result = erase(model.pipeline, request_for(loaded, config, token_dir), config.erasure, progress=progress)
-    return str(result.save(work / "adapter"))
+    # A record that training began: a run that dies here leaves it, and no result, behind.
+    (work / TRAINING_STARTED_JSON).write_text(json.dumps({"method": erasure.method,
+                                                          "base_weights_sha256": model.weights_sha256}) + "\n")
+    return erase(model.pipeline, request_for(loaded, config, token), erasure, progress=progress)
 
 
-def evaluate(inputs: ResolvedInputs, token_dir: str, adapter_dir: str, work: Path, progress: bool = False,
-             cache_folder: Path | None = None) -> dict:
-    """Stage 4: metrics and the report (report.html, grid.png, metrics.json) in work/report; the original
-    model's images come from `cache_folder` when they were drawn before (image_cache)."""
-    from .erasure.result_kinds import load_result
+def evaluate(inputs: ResolvedInputs, token, result, report_dir: Path, progress: bool = False,
+             cache_folder: Path | None = None, identifiers: dict | None = None) -> EvaluationSummary:
+    """Stage 4: metrics and the report (report.html, grid.png, metrics.json, the attack's token) in `report_dir`;
+    the original model's images come from `cache_folder` when they were drawn before (image_cache)."""
     from .evaluation.evaluate import evaluate_result
     from .evaluation.report import identifiers_for, write_report
 
     loaded, config = inputs.ticket(), inputs.config()
     model = stage_model(inputs, config, "evaluate_adapter")
-    result = load_result(adapter_dir)
-    evaluation = evaluate_result(model, result, request_for(loaded, config, token_dir), config, progress=progress,
+    evaluation = evaluate_result(model, result, request_for(loaded, config, token), config, progress=progress,
                                  cache_folder=cache_folder)
     decision = decide(evaluation.metrics, config.thresholds)
-    files = write_report(evaluation, decision, identifiers_for(loaded.ticket, model, result), work / "report",
-                         title=f"Lethe erasure report: {loaded.ticket.ticket_id}, '{loaded.ticket.concept}'",
+    files = write_report(evaluation, decision, identifiers_for(loaded.ticket, model, result, identifiers),
+                         report_dir, title=f"Lethe erasure report: {loaded.ticket.ticket_id}, '{loaded.ticket.concept}'",
                          thresholds=limits_of(config.thresholds),
                          images_per_prompt=config.evaluation.report_images_per_prompt)
     if evaluation.attack_token is not None:
-        evaluation.attack_token.save(work / "attack_token")
-    return {"metrics": evaluation.metrics, "report_dir": str(files.html.parent)}
+        evaluation.attack_token.save(files.html.parent / "attack_token")  # registered with the report
+    return EvaluationSummary(metrics=evaluation.metrics, report_dir=files.html.parent)
 
 
 def resolved_config_file(config_path: str | Path, work: Path) -> Path:
@@ -159,25 +156,27 @@ def resolved_config_file(config_path: str | Path, work: Path) -> Path:
     return out
 
 
-def register(inputs: ResolvedInputs, token_dir: str, adapter_dir: str, report_dir: str, metrics: dict, work: Path,
-               registry, run_id: str | None = None):
-    """Stage 5: a pending registry version with every artefact and the lineage tags."""
-    from .erasure.result_kinds import load_result
+def register(inputs: ResolvedInputs, token, result, evaluation: EvaluationSummary, validation: dict, work: Path,
+             registry, run_id: str | None = None):
+    """Stage 5: a pending registry version with every artefact and the lineage tags (a RegisteredVersion).
+    `work`: where the artefacts are written for the upload."""
     from .lineage import lineage_tags
 
+    work.mkdir(parents=True, exist_ok=True)
     loaded, config = inputs.ticket(), inputs.config()
     model = inputs.base.identity()  # as the run resolved it: the weights every stage used, hashed once
-    result = load_result(adapter_dir)
-    tags = lineage_tags(loaded, model, result, metrics, config.name, run_id)
-    sets = json.loads((Path(report_dir) / "metrics.json").read_text())["info"].get("prompt_sets", {})
+    tags = lineage_tags(loaded, model, result, evaluation.metrics, config.name, run_id)
+    sets = json.loads((evaluation.report_dir / "metrics.json").read_text())["info"].get("prompt_sets", {})
     # what the evaluation measured, and every prompt dropped for naming the concept: part of the audit trail
     tags["evaluation_sets"] = json.dumps({k: len(sets.get(k, [])) for k in ("forget", "retain", "neighbours", "paraphrases")}
                                          | {"corpus": sets.get("corpus", {})}, sort_keys=True)
     tags["evaluation_removed_prompts"] = json.dumps(sets.get("removed", []), sort_keys=True)
-    artefacts = {"adapter": Path(adapter_dir), "token": Path(token_dir), "report": Path(report_dir),
-                 "validation": work / VALIDATION_JSON, "config": resolved_config_file(inputs.config_path, work),
-                 "ticket": loaded.path}
-    return registry.register(config.base_model.registry_name, artefacts, tags, metrics, run_name=loaded.ticket.ticket_id,
+    (work / VALIDATION_JSON).write_text(json.dumps(validation["report"], indent=2, sort_keys=True) + "\n")
+    artefacts = {"adapter": result.save(work / "adapter"), "token": token.save(work / "token"),
+                 "report": evaluation.report_dir, "validation": work / VALIDATION_JSON,
+                 "config": resolved_config_file(inputs.config_path, work), "ticket": loaded.path}
+    return registry.register(config.base_model.registry_name, artefacts, tags, evaluation.metrics,
+                             run_name=loaded.ticket.ticket_id,
                              description=f"erase {loaded.ticket.kind.value} '{loaded.ticket.concept}' "
                                          f"(ticket {loaded.ticket.ticket_id}) with {result.method}")
 

@@ -179,17 +179,29 @@ def world_grid(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the
     console.print(f"overall {np.mean(list(hits.values())):.0%}; wrote {out / 'grid.png'}")
 
 
+def _resolve(ticket: Path, config: Path):
+    """The run's inputs, as the pipeline's first step resolves them (the base model hashed once); exit 2 if the
+    model cannot be found."""
+    from components.model_loading import ModelLoadError
+    from components.resolved_inputs import resolve_inputs
+    from components.takedown import run_key
+
+    try:
+        return resolve_inputs(ticket, config, run_key(ticket, config))
+    except ModelLoadError as err:
+        _fail_input(err)
+
+
 @app.command("erase")
 def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YAML or JSON)."),
                   config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
                   method: Optional[str] = typer.Option(None, help=f"Override erasure.method: {' | '.join(METHODS)}."),
                   out: Optional[Path] = typer.Option(None, help="Output folder (default: out/erase/<ticket_id>)."),
                   progress: bool = typer.Option(True, help="Show training progress bars.")) -> None:
-    """Erase the ticket's concept with the configured method and save the result (no evaluation or registry yet)."""
-    from components.erasure.methods import erase
-    from components.erasure.request import ErasureRequest
-    from components.evaluation.prompt_sets import with_prompt_sets
-    from components.erasure.textual_inversion import learn_token
+    """Erase the ticket's concept with the configured method and save the result (no evaluation or registry yet).
+
+    The pipeline's own stages (components/takedown.py) do the work, with the same checks."""
+    from components import takedown
 
     cfg = _load_config(config)
     loaded = _admit(ticket, cfg, config).loaded  # the images it learns from pass the rules too
@@ -197,15 +209,13 @@ def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YA
         _fail_input(ValueError(f"--method {method!r}: choose one of {', '.join(sorted(METHODS))}"))
     erasure = cfg.erasure.model_copy(update={"method": method or cfg.erasure.method})
     out = out or REPO_ROOT / "out" / "erase" / _slug(loaded.ticket.ticket_id)
-    pipe = _load_model(cfg, "train_unlearning").pipeline
+    inputs = _resolve(ticket, config)
     token = None
     if erasure.method == "lora_ti":  # the pipeline's step 2: the token first, saved beside the adapter
-        token = learn_token(pipe, ErasureRequest.from_ticket(loaded).concept, loaded.image_paths,
-                            erasure.textual_inversion, seed=cfg.runtime.seed, progress=progress)
+        token = takedown.learn_concept_token(inputs, progress=progress)
         token.save(out / "token")
-    request = with_prompt_sets(ErasureRequest.from_ticket(loaded, seed=cfg.runtime.seed, learned_token=token),
-                               cfg.evaluation)
-    result = erase(pipe, request, erasure, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    result = takedown.train_unlearning(inputs, token, out, progress=progress, erasure=erasure)
     folder = result.save(out / "adapter")
     manifest = json.loads((folder / "lethe_erasure.json").read_text())
     console.print(f"[green]ok[/] {loaded.ticket.ticket_id}: erased '{escape(loaded.ticket.concept)}' with "
@@ -224,14 +234,12 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
     """Evaluate a saved erasure: forget, retain, recovery attack; write report.html, grid.png, metrics.json.
 
     Prints each metric against the config's thresholds and the verdict the gate would reach."""
-    from components.erasure.request import ErasureRequest
-    from components.evaluation.prompt_sets import with_prompt_sets
+    from components import takedown
     from components.erasure.result import ArtefactError
     from components.erasure.result_kinds import load_result
     from components.erasure.textual_inversion import LearnedToken
-    from components.evaluation.decision import decide, limits_of
-    from components.evaluation.evaluate import evaluate_result
-    from components.evaluation.report import identifiers_for, write_report
+    from components.evaluation.decision import decide
+    from components.evaluation.report import GRID_PNG, METRICS_JSON, REPORT_HTML
     from components.model_loading import ModelLoadError
 
     cfg = _load_config(config)
@@ -244,24 +252,21 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
         token = LearnedToken.load(token_dir) if token_dir.is_dir() else None
     except ArtefactError as err:
         _fail_input(err)
-    model = _load_model(cfg, "evaluate_adapter")
-    request = with_prompt_sets(ErasureRequest.from_ticket(loaded, seed=cfg.runtime.seed, learned_token=token),
-                               cfg.evaluation)
+    inputs = _resolve(ticket, config)
+    out = out or REPO_ROOT / "out" / "evaluate" / slug
     try:
-        evaluation = evaluate_result(model, result, request, cfg, progress=progress)
+        summary = takedown.evaluate(inputs, token, result, out, progress=progress, identifiers={"adapter": str(adapter)})
     except ModelLoadError as err:
         _fail_input(err)
-    decision = decide(evaluation.metrics, cfg.thresholds)
-    files = write_report(evaluation, decision, identifiers_for(loaded.ticket, model, result, {"adapter": str(adapter)}),
-                         out or REPO_ROOT / "out" / "evaluate" / slug,
-                         title=f"Lethe erasure report: {loaded.ticket.ticket_id}, '{loaded.ticket.concept}'",
-                         thresholds=limits_of(cfg.thresholds), images_per_prompt=cfg.evaluation.report_images_per_prompt)
+    decision = decide(summary.metrics, cfg.thresholds)
     for check in decision.checks:  # plain lines: a narrow terminal must not cut a number
         colour = "green" if check.passed else "red"
         console.print(f"[{colour}]{'pass' if check.passed else 'FAIL'}[/] {escape(check.reason)}", highlight=False)
     verdict = "[green]PASSED[/]" if decision.passed else "[red]REJECTED[/]"
-    console.print(f"{verdict} {loaded.ticket.ticket_id}: report {escape(str(files.html))}", soft_wrap=True, highlight=False)
-    console.print(f"  grid {escape(str(files.grid))}, metrics {escape(str(files.metrics))}", soft_wrap=True, highlight=False)
+    console.print(f"{verdict} {loaded.ticket.ticket_id}: report {escape(str(out / REPORT_HTML))}", soft_wrap=True,
+                  highlight=False)
+    console.print(f"  grid {escape(str(out / GRID_PNG))}, metrics {escape(str(out / METRICS_JSON))}", soft_wrap=True,
+                  highlight=False)
 
 
 @world_app.command("build")

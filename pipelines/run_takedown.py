@@ -1,6 +1,8 @@
-"""Run one ticket through the takedown pipeline on the active stack and collect what the gate decided."""
+"""Run the takedown pipeline (one ticket) or the sweep pipeline (an inbox) on the active stack, and collect
+what the gate decided from the pipeline's own outcome artefact."""
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +41,20 @@ class TakedownOutcome:
     decision: dict  # Decision.as_dict()
     version: dict  # registered name, version, MLflow run id, source
     metrics: dict
-    report_dir: str
+    report_dir: str  # a local copy of the report, under the Lethe home
     stack: str
+
+
+def _prepare(stack_config):
+    """The stack active and the registry reachable, before any training: a run that cannot register must not start."""
+    _check_tracking_server()
+    from pipelines.stack_activation import activate
+
+    stack = activate(stack_config)
+    from steps.registry_target import active_registry
+
+    active_registry().check_reachable()
+    return stack
 
 
 def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str | None = None,
@@ -58,16 +72,12 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
     loaded = admit(ticket_path, config, config_path).loaded  # the pipeline's validate step records it again
     configure_environment()
     from components import takedown
-    from pipelines.stack_activation import activate, pipeline_options, require_on_shared_volume
+    from pipelines.stack_activation import pipeline_options, require_on_shared_volume
 
     # realpath, unlike Path.resolve, never raises (a symlink loop is refused above as unreadable).
     ticket_path, config_path = Path(os.path.realpath(ticket_path)), Path(os.path.realpath(config_path))
     require_on_shared_volume(ticket_path, stack_config)
-    _check_tracking_server()
-    stack = activate(stack_config)
-    from steps.registry_target import active_registry
-
-    active_registry().check_reachable()  # before any training: a run that cannot register must not start
+    stack = _prepare(stack_config)
     from pipelines.takedown_pipeline import STAGES, takedown_pipeline
 
     key = takedown.run_key(ticket_path, config_path)
@@ -78,12 +88,50 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
             ticket_path=str(ticket_path), config_path=str(config_path), ticket_id=loaded.ticket.ticket_id, run_key=key)
     except RuntimeError as err:
         raise (_failed_step(takedown_pipeline.name) or err) from err
-    steps = run.steps
-    evaluation = steps["evaluate_adapter"].outputs["evaluation"][0].load()
-    return TakedownOutcome(ticket_id=loaded.ticket.ticket_id, run_name=run.name,
-                           decision=steps["gate"].outputs["decision"][0].load(),
-                           version=steps["register_adapter"].outputs["registered_version"][0].load(),
-                           metrics=evaluation["metrics"], report_dir=evaluation["report_dir"], stack=stack)
+    (ticket,) = run.steps["gate"].outputs["outcomes"][0].load().runs
+    return outcome_of(ticket, run.name, stack)
+
+
+def outcome_of(ticket, run_name: str, stack: str) -> TakedownOutcome:
+    """A gated ticket (takedown_batch.TicketRun) as the CLI shows it; its report copied under the Lethe home."""
+    from dataclasses import asdict
+
+    from steps.work_folder import lethe_home
+
+    report = lethe_home() / "reports" / f"{ticket.ticket_id}-{ticket.run_key[:16]}"
+    shutil.copytree(ticket.evaluation.report_dir, report, dirs_exist_ok=True)
+    return TakedownOutcome(ticket_id=ticket.ticket_id, run_name=run_name, decision=ticket.decision.as_dict(),
+                           version=asdict(ticket.version), metrics=ticket.evaluation.metrics, report_dir=str(report),
+                           stack=stack)
+
+
+def run_sweep(inbox: str, config_path: str | Path, stack_config=None):
+    """The sweep pipeline over `inbox`: its gate's outcome batch (every ticket: promoted, rejected, skipped, or
+    failed with its error), whether or not the run was flagged failed at the end."""
+    import os
+
+    from components.run_config import load_run_config
+
+    config = load_run_config(config_path)
+    configure_environment()
+    from pipelines.stack_activation import pipeline_options
+
+    config_path = Path(os.path.realpath(config_path))
+    stack = _prepare(stack_config)
+    from zenml.client import Client
+
+    from pipelines.sweep_pipeline import STAGES, sweep_pipeline
+
+    try:
+        sweep_pipeline.with_options(run_name="sweep-{date}-{time}", **pipeline_options(config, stack_config, STAGES))(
+            inbox=inbox, config_path=str(config_path))
+    except RuntimeError as err:
+        failed = _failed_step(sweep_pipeline.name)
+        if failed is None or failed.step != "flag_failures":
+            raise (failed or err) from err
+    run = Client().list_pipeline_runs(pipeline_name=sweep_pipeline.name, sort_by="desc:created", size=1,
+                                      hydrate=True).items[0]
+    return run.steps["gate"].outputs["outcomes"][0].load(), run.name, stack
 
 
 def _check_tracking_server() -> None:

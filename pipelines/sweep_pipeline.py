@@ -1,23 +1,29 @@
-"""The sweep pipeline: every pending ticket of an inbox through the takedown stages. What schedules run."""
+"""The sweep pipeline: every pending ticket of an inbox through the takedown steps. What schedules run.
+
+The same steps as the takedown pipeline, over a batch in which one ticket's failure does not stop the
+others; the run is failed at the end (flag_failures) if any ticket failed or was rejected.
+"""
 from __future__ import annotations
 
 from zenml import pipeline
 
-from steps.sweep_stages import (evaluate_pending, find_pending_tickets, gate_pending, learn_pending_tokens,
-                                register_pending, train_pending, validate_pending)
+from components.run_config import TAKEDOWN_STEPS
+from steps.evaluate_adapter import evaluate_adapter
+from steps.find_pending_tickets import find_pending_tickets
+from steps.flag_failures import flag_failures
+from steps.gate import gate
+from steps.learn_concept_token import learn_concept_token
+from steps.register_adapter import register_adapter
+from steps.train_unlearning import train_unlearning
+from steps.validate_ticket_images import validate_ticket_images
 
-# Each step -> the takedown step whose stage it runs, by which the run config's compute block places it.
-STAGES = {"find_pending_tickets": None, "validate_pending": "validate_ticket_images",
-          "learn_pending_tokens": "learn_concept_token", "train_pending": "train_unlearning",
-          "evaluate_pending": "evaluate_adapter", "register_pending": "register_adapter", "gate_pending": "gate"}
+# Placement by step name, as in the takedown pipeline; the steps around the stages run none.
+STAGES = {"find_pending_tickets": None} | {name: name for name in TAKEDOWN_STEPS} | {"flag_failures": None}
 
 
 @pipeline(enable_cache=True)
 def sweep_pipeline(inbox: str, config_path: str) -> None:
     tickets = find_pending_tickets(inbox=inbox, config_path=config_path)
-    tickets = validate_pending(tickets=tickets, config_path=config_path)
-    tickets = learn_pending_tokens(tickets=tickets, config_path=config_path)
-    tickets = train_pending(tickets=tickets, config_path=config_path)
-    tickets = evaluate_pending(tickets=tickets, config_path=config_path)
-    tickets = register_pending(tickets=tickets, config_path=config_path)
-    gate_pending(tickets=tickets, config_path=config_path)
+    outcomes = gate(tickets=register_adapter(tickets=evaluate_adapter(tickets=train_unlearning(tickets=learn_concept_token(
+        tickets=validate_ticket_images(tickets=tickets))))))
+    flag_failures(outcomes=outcomes)

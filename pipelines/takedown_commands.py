@@ -96,41 +96,42 @@ def sweep(inbox: str = typer.Argument(..., help="A folder or URL (e.g. s3://buck
                                       "*.json), e.g. a scheduled inbox that `lethe submit` fills."),
           config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the toy world by default)."),
           stack: Optional[Path] = typer.Option(None, help=STACK_HELP)) -> None:
-    """Process every ticket in an inbox, one takedown pipeline run each. A ticket whose exact content is
-    already registered is skipped; one failing ticket does not stop the others; the exit code is 1 if any
-    failed or was rejected."""
-    from components import sweep as sweeping
-    from components.inbox import is_local, staging_folder
+    """Run the sweep pipeline over an inbox: every ticket through the takedown steps in one run. A ticket whose
+    exact content is already registered is skipped; one failing ticket does not stop the others; the exit code
+    is 1 if any failed or was rejected."""
+    from components.inbox import is_local
+    from components.registry import RegistryUnavailable
+    from components.takedown_batch import flagged
     from pipelines.cluster_commands import load_stack
-    from pipelines.run_takedown import registry_for_stack
-    from steps.work_folder import lethe_home
+    from pipelines.run_takedown import StepFailed, outcome_of, run_sweep
+    from pipelines.stack_activation import StackNotReady
 
     if is_local(inbox) and not Path(inbox).is_dir():
         _fail_input(ValueError(f"{inbox}: not a folder"))
     cfg = _load_config(config)
     stack_config = load_stack(stack) if stack else None
-    registry = registry_for_stack(stack_config)
     try:
-        folder = staging_folder(inbox, lethe_home())
-    except (OSError, ValueError) as err:
+        # a plain folder as an absolute path: the pipeline's steps may run elsewhere than this shell's folder
+        batch, run_name, stack_name = run_sweep(inbox if "://" in inbox else str(Path(inbox).resolve()), config,
+                                                stack_config)
+    except StackNotReady as err:
         _fail_input(err)
-    results: list[tuple[str, str]] = []
-    for item in sweeping.pending_tickets(folder, registry, cfg.base_model.registry_name):
-        ticket = item["ticket_path"]
-        if "error" in item:
-            err_console.print(f"[bold red]error:[/] {escape(item['error']['message'])}", highlight=False)
-        elif "skipped_version" in item:
-            console.print(f"skip {escape(ticket)}: already registered as {cfg.base_model.registry_name} version "
-                          f"{item['skipped_version']}", highlight=False, soft_wrap=True)
+    except (RegistryUnavailable, StepFailed) as err:
+        err_console.print(f"[bold red]failed:[/] sweep of {escape(inbox)}: {escape(str(err))}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    for ticket in batch.runs:
+        if ticket.error is not None:
+            err_console.print(f"[bold red]error:[/] {escape(ticket.label())}: {escape(ticket.status())}: "
+                              f"{escape(ticket.error['message'])}", highlight=False)
+        elif ticket.skipped_version is not None:
+            console.print(f"skip {escape(ticket.ticket_path)}: already registered as {cfg.base_model.registry_name} "
+                          f"version {ticket.skipped_version}", highlight=False, soft_wrap=True)
         else:
-            code, outcome = _run_one(Path(ticket), config, stack_config)
-            item["status"] = {0: "promoted", EXIT_FAILED: "rejected" if outcome else "failed",
-                              EXIT_INPUT_ERROR: "bad input"}[code]
-        results.append((ticket, item.get("status") or sweeping.status(item)))
-    for ticket, status in results:  # plain lines: scheduled jobs grep these, and a narrow terminal must not wrap them
-        print(f"{status:>24}  {ticket}")
-    failed = [t for t, s in results if s in ("failed", "rejected", "bad input")]
-    print(f"{len(results)} tickets: {len(results) - len(failed)} ok, {len(failed)} failed or rejected")
+            console.print(_outcome_panel(outcome_of(ticket, run_name, stack_name)))
+    for ticket in batch.runs:  # plain lines: scheduled jobs grep these, and a narrow terminal must not wrap them
+        print(f"{ticket.status():>24}  {ticket.ticket_path}")
+    failed = flagged(batch)
+    print(f"{len(batch.runs)} tickets: {len(batch.runs) - len(failed)} ok, {len(failed)} failed or rejected")
     raise typer.Exit(EXIT_FAILED if failed else 0)
 
 

@@ -5,14 +5,14 @@ from typing import Annotated
 from zenml import step
 
 from components import takedown
-from components.registry import RegisteredVersion
-from components.resolved_inputs import ResolvedInputs
+from components.takedown_batch import TakedownBatch, advance
+from steps.materializers import TakedownBatchMaterializer
 from steps.registry_target import active_registry
 
 
-@step(enable_cache=False)
-def gate(inputs: ResolvedInputs, registered_version: dict, evaluation: dict) -> Annotated[dict, "decision"]:
+@step(enable_cache=False, output_materializers=TakedownBatchMaterializer)
+def gate(tickets: TakedownBatch) -> Annotated[TakedownBatch, "outcomes"]:
     """Promote (aliases) only if every threshold holds; otherwise tag the version rejected."""
-    decision = takedown.gate(RegisteredVersion(**registered_version), evaluation["metrics"], inputs.ticket_id,
-                             inputs.config(), active_registry())
-    return decision.as_dict()
+    registry = active_registry()
+    return advance(tickets, "gate", lambda run: {"decision": takedown.gate(
+        run.version, run.evaluation.metrics, run.ticket_id, run.inputs.config(), registry)})

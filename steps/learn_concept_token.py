@@ -5,11 +5,11 @@ from typing import Annotated
 from zenml import step
 
 from components import takedown
-from components.resolved_inputs import ResolvedInputs
-from steps.work_folder import work_folder
+from components.takedown_batch import TakedownBatch, advance
+from steps.materializers import TakedownBatchMaterializer
 
 
-@step
-def learn_concept_token(inputs: ResolvedInputs) -> Annotated[str, "token_dir"]:
-    """Textual inversion for the ticket's concept on the original model (runs only after validation)."""
-    return takedown.learn_concept_token(inputs, work_folder(inputs.ticket_id, inputs.run_key))
+@step(output_materializers=TakedownBatchMaterializer)
+def learn_concept_token(tickets: TakedownBatch) -> Annotated[TakedownBatch, "with_tokens"]:
+    """Textual inversion for each ticket's concept on the original model."""
+    return advance(tickets, "learn_concept_token", lambda run: {"token": takedown.learn_concept_token(run.inputs)})

@@ -5,11 +5,13 @@ from typing import Annotated
 from zenml import step
 
 from components import takedown
-from components.resolved_inputs import ResolvedInputs
+from components.takedown_batch import TakedownBatch, advance
+from steps.materializers import TakedownBatchMaterializer
 from steps.work_folder import work_folder
 
 
-@step
-def train_unlearning(inputs: ResolvedInputs, token_dir: str) -> Annotated[str, "adapter_dir"]:
+@step(output_materializers=TakedownBatchMaterializer)
+def train_unlearning(tickets: TakedownBatch) -> Annotated[TakedownBatch, "with_results"]:
     """The configured erasure method (on clusters its compute profile places it: see the run config's `compute`)."""
-    return takedown.train_unlearning(inputs, token_dir, work_folder(inputs.ticket_id, inputs.run_key))
+    return advance(tickets, "train_unlearning", lambda run: {"result": takedown.train_unlearning(
+        run.inputs, run.token, work_folder(run.ticket_id, run.run_key))})

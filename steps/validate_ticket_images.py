@@ -1,17 +1,21 @@
-# No `from __future__ import annotations` here: ZenML reads the Tuple of outputs from real annotations.
-from typing import Annotated, Tuple
+from __future__ import annotations
+
+from typing import Annotated
 
 from zenml import step
 
 from components import takedown
-from components.resolved_inputs import ResolvedInputs
+from components.takedown_batch import TakedownBatch, advance
+from steps.materializers import TakedownBatchMaterializer
 from steps.work_folder import work_folder
 
 
-@step
-def validate_ticket_images(ticket_path: str, config_path: str, ticket_id: str, run_key: str) -> Tuple[
-        Annotated[ResolvedInputs, "inputs"], Annotated[dict, "validation"]]:
-    """The ticket schema and the Great Expectations image suite (a failure stops the run here); then the
-    run's inputs, with the base model's weights hashed once for every later step."""
-    inputs, validation = takedown.validate_and_resolve(ticket_path, config_path, run_key, work_folder(ticket_id, run_key))
-    return inputs, validation  # a tuple literal: how ZenML tells two outputs from one tuple-valued output
+@step(output_materializers=TakedownBatchMaterializer)
+def validate_ticket_images(tickets: TakedownBatch) -> Annotated[TakedownBatch, "validated"]:
+    """The ticket schema and the Great Expectations image suite; then each ticket's inputs, with the base
+    model's weights hashed once for every later step."""
+    def validate(run) -> dict:
+        inputs, validation = takedown.validate_and_resolve(run.ticket_path, tickets.config_path, run.run_key,
+                                                           work_folder(run.ticket_id, run.run_key))
+        return {"inputs": inputs, "validation": validation}
+    return advance(tickets, "validate_ticket_images", validate)

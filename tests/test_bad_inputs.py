@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from components import sweep, takedown
+from components.takedown_batch import advance
 from pipelines.cli import app
 from tests.bad_inputs import ALL_CASES, EXAMPLE, TOY_CONFIG, build
 
@@ -65,14 +66,14 @@ def test_a_sweep_records_each_bad_ticket_and_goes_on_with_the_good_one(tmp_path)
             continue
         expected[str(ticket.resolve())] = (case, rule)
     shutil.copytree(EXAMPLE, inbox / "good")
-    items = sweep.pending_tickets(inbox, NothingRegistered(), "lethe-toyworld")
-    items = sweep.advance(items, "validate", lambda i: {"validation": takedown.validate(
-        i["ticket_path"], TOY_CONFIG, (tmp_path / "work" / i["ticket_path"].split("/inbox/")[1]).parent)})
-    by_path = {item["ticket_path"]: item for item in items}
+    batch = sweep.pending_tickets(inbox, NothingRegistered(), "lethe-toyworld", TOY_CONFIG)
+    batch = advance(batch, "validate", lambda r: {"validation": takedown.validate(
+        r.ticket_path, TOY_CONFIG, (tmp_path / "work" / r.ticket_path.split("/inbox/")[1]).parent)})
+    by_path = {run.ticket_path: run for run in batch.runs}
     good = by_path.pop(str(inbox / "good" / "ticket.yaml"))
-    assert sweep.active(good) and good["validation"]["ticket_id"] == "TOY-0001"
+    assert good.active and good.validation["ticket_id"] == "TOY-0001"
     assert set(by_path) == set(expected) and len(expected) > 40
     for path, item in by_path.items():
         case, rule = expected[path]
-        assert item["error"]["bad_input"] and sweep.status(item) == "bad input", case
-        assert rule in item["error"]["message"], (case, item["error"])
+        assert item.error["bad_input"] and item.status() == "bad input", case
+        assert rule in item.error["message"], (case, item.error)

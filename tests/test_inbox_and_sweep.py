@@ -13,6 +13,8 @@ from components.registry import AdapterRegistry
 from components.ticket import content_sha256, load_ticket
 from conftest import EXAMPLE_TICKET, REPO
 
+TOY = str(REPO / "configs" / "toy.yaml")
+
 TOY_CONFIG = REPO / "configs" / "toy.yaml"
 
 
@@ -69,10 +71,10 @@ def test_pending_skips_registered_content_and_reports_bad_files(tmp_path, broken
     shutil.copytree(broken_ticket.parent, inbox / "broken")
     (inbox / "junk.yaml").write_text("ticket_id: [not, a, ticket]\n")
     registry = AdapterRegistry(f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_location=(tmp_path / "a").as_uri())
-    items = {i["ticket_path"].split("/inbox/")[1]: i for i in sweep.pending_tickets(inbox, registry, "lethe-toyworld")}
+    items = {i.ticket_path.split("/inbox/")[1]: i for i in sweep.pending_tickets(inbox, registry, "lethe-toyworld", TOY).runs}
     assert set(items) == {"good/ticket.yaml", "broken/ticket.yaml", "junk.yaml"}
-    assert items["junk.yaml"]["error"]["bad_input"] and not sweep.active(items["junk.yaml"])
-    assert sweep.active(items["good/ticket.yaml"]) and sweep.active(items["broken/ticket.yaml"])  # images are checked later
+    assert items["junk.yaml"].error["bad_input"] and not items["junk.yaml"].active
+    assert items["good/ticket.yaml"].active and items["broken/ticket.yaml"].active  # images are checked later
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
@@ -80,32 +82,75 @@ def test_pending_skips_registered_content_and_reports_bad_files(tmp_path, broken
     sha = content_sha256(load_ticket(inbox / "good" / "ticket.yaml"))
     registry.register("lethe-toyworld", {"adapter": adapter}, {"ticket_id": "TOY-0001", "content_sha256": sha}, {},
                       run_name="TOY-0001")
-    items = {i["ticket_path"].split("/inbox/")[1]: i for i in sweep.pending_tickets(inbox, registry, "lethe-toyworld")}
-    assert items["good/ticket.yaml"]["skipped_version"] == "1"
-    assert sweep.active(items["broken/ticket.yaml"])  # same ticket text, other image bytes: not a repeat
+    items = {i.ticket_path.split("/inbox/")[1]: i for i in sweep.pending_tickets(inbox, registry, "lethe-toyworld", TOY).runs}
+    assert items["good/ticket.yaml"].skipped_version == "1"
+    assert items["broken/ticket.yaml"].active  # same ticket text, other image bytes: not a repeat
 
 
-def test_advance_records_one_tickets_failure_and_runs_the_others():
-    items = [{"ticket_path": "a", "ticket_id": "A"}, {"ticket_path": "b", "ticket_id": "B"},
-             {"ticket_path": "c", "ticket_id": "C", "skipped_version": "3"}]
+def test_advance_records_one_tickets_failure_and_runs_the_others_in_a_sweep_and_raises_in_a_takedown():
+    from components.evaluation.decision import Decision
+    from components.takedown_batch import SweepFlagged, TakedownBatch, TicketRun, advance, flagged
+
+    runs = [TicketRun("a", "A"), TicketRun("b", "B"), TicketRun("c", "C", skipped_version="3")]
+    batch = TakedownBatch(config_path="cfg", runs=runs, isolate_failures=True)
     seen = []
 
-    def work(item):
-        seen.append(item["ticket_id"])
-        if item["ticket_id"] == "A":
+    def work(run):
+        seen.append(run.ticket_id)
+        if run.ticket_id == "A":
             raise ImageValidationError.__new__(ImageValidationError)  # an input error, by type
-        return {"token_dir": f"/t/{item['ticket_id']}"}
+        return {"token": f"token of {run.ticket_id}"}
 
-    out = sweep.advance(items, "learn_concept_token", work)
+    out = advance(batch, "learn_concept_token", work)
     assert seen == ["A", "B"]  # the skipped ticket is not worked on
-    assert out[0]["error"]["stage"] == "learn_concept_token" and out[0]["error"]["bad_input"]
-    assert out[1]["token_dir"] == "/t/B" and "token_dir" not in items[1]  # inputs are not mutated
-    later = sweep.advance(out, "train_unlearning", lambda i: {"adapter_dir": "/x"})
-    assert "adapter_dir" not in later[0] and later[1]["adapter_dir"] == "/x"
-    later[1]["decision"] = {"passed": False}
-    assert [sweep.status(i) for i in later] == ["bad input", "rejected", "skipped (version 3)"]
-    with pytest.raises(sweep.SweepFlagged, match="A: bad input.*B: rejected"):
-        raise sweep.SweepFlagged(sweep.failed(later))
+    assert out.runs[0].error["stage"] == "learn_concept_token" and out.runs[0].error["bad_input"]
+    assert out.runs[1].token == "token of B" and runs[1].token is None  # inputs are not mutated
+    later = advance(out, "gate", lambda r: {"decision": Decision(passed=False, checks=())})
+    assert later.runs[0].decision is None and later.runs[1].decision is not None
+    assert [r.status() for r in later.runs] == ["bad input", "rejected", "skipped (version 3)"]
+    with pytest.raises(SweepFlagged, match="A: bad input.*B: rejected"):
+        raise SweepFlagged(flagged(later))
+    # a takedown (a batch of one that is not isolated) fails at the step, so that a re-run resumes there
+    with pytest.raises(ImageValidationError):
+        advance(TakedownBatch(config_path="cfg", runs=[TicketRun("a", "A")]), "learn_concept_token", work)
+
+
+def test_a_batch_saves_and_loads_every_stage_output(tmp_path):
+    import torch
+
+    from components.erasure.textual_inversion import LearnedToken
+    from components.evaluation.decision import Check, Decision
+    from components.registry import RegisteredVersion
+    from components.resolved_inputs import BaseModelRef, ResolvedInputs
+    from components.takedown_batch import EvaluationSummary, TakedownBatch, TicketRun
+
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.html").write_text("<html></html>")
+    token = LearnedToken(token="<c>", embedding=torch.ones(1, 4), concept="circle", hyperparameters={"steps": 3},
+                         wall_time_s=1.5)
+    run = TicketRun("t.yaml", "T-1", "k" * 64, validation={"ticket_id": "T-1"}, token=token,
+                    inputs=ResolvedInputs(ticket_path="t.yaml", config_path="c.yaml", ticket_id="T-1", run_key="k" * 64,
+                                          base=BaseModelRef(source="s", revision=None, folder="/m", weights_sha256="0" * 64,
+                                                            files_fingerprint="f")),
+                    evaluation=EvaluationSummary(metrics={"forget_detection_rate": 0.0}, report_dir=report),
+                    version=RegisteredVersion("m", "2", "r", "s"),
+                    decision=Decision(passed=True, checks=(Check("forget_detection_rate", 0.0, 0.1, True, "ok"),)))
+    batch = TakedownBatch(config_path="c.yaml", runs=[run, TicketRun("u.yaml", error={"stage": "load"})])
+    loaded = TakedownBatch.load(batch.save(tmp_path / "saved"), origin="store://batch")
+    again, failed = loaded.runs
+    assert again.inputs == run.inputs and again.version == run.version and again.decision == run.decision
+    assert torch.equal(again.token.embedding, token.embedding) and again.token.concept == "circle"
+    assert again.evaluation.metrics == run.evaluation.metrics and (again.evaluation.report_dir / "report.html").exists()
+    assert failed.error == {"stage": "load"} and failed.token is None
+    # a batch that carries an output on refers to where it is stored instead of copying it again
+    assert again.token._stored_at == "store://batch/0/token"
+    fetched = []
+    relayed = TakedownBatch.load(loaded.save(tmp_path / "relayed"),
+                                 fetch=lambda uri: fetched.append(uri) or tmp_path / "saved" / uri.removeprefix("store://batch/"))
+    assert not (tmp_path / "relayed" / "0").exists() and sorted(fetched) == ["store://batch/0/evaluation",
+                                                                             "store://batch/0/token"]
+    assert torch.equal(relayed.runs[0].token.embedding, token.embedding)
 
 
 def test_lethe_submit_exits_2_on_a_bad_ticket_and_0_twice_on_a_good_one(tmp_path, broken_ticket):

@@ -69,12 +69,12 @@ def test_both_pipelines_place_each_step_by_the_stage_it_runs():
     from pipelines.takedown_pipeline import STAGES as TAKEDOWN
 
     sd21, k8s = load_run_config(REPO / "configs" / "sd21.yaml"), load_stack_config(STACKS / "kubernetes.yaml")
-    assert set(SWEEP.values()) - {None} == set(TAKEDOWN) == set(TAKEDOWN_STEPS)  # every stage, in both
+    # the same stage steps in both (one implementation), each placed by its own name
+    assert {k: v for k, v in SWEEP.items() if v} == {k: v for k, v in TAKEDOWN.items() if v} == {s: s for s in TAKEDOWN_STEPS}
     sweep = steps_settings(sd21, k8s, SWEEP)
-    assert sweep["train_pending"] == step_settings(sd21, k8s, "train_unlearning")
-    assert sweep["learn_pending_tokens"] == step_settings(sd21, k8s, "learn_concept_token")
-    assert "find_pending_tickets" not in sweep  # runs no stage: the pipeline-wide settings place it
-    assert set(steps_settings(sd21, None, SWEEP)) == {"learn_pending_tokens", "train_pending", "evaluate_pending"}
+    assert sweep == steps_settings(sd21, k8s, TAKEDOWN) and sweep["train_unlearning"]
+    assert not {"find_pending_tickets", "flag_failures", "admit_ticket"} & set(sweep)  # run no stage: placed pipeline-wide
+    assert set(steps_settings(sd21, None, SWEEP)) == {"learn_concept_token", "train_unlearning", "evaluate_adapter"}
 
 
 class AskedFor(Exception):
@@ -95,6 +95,8 @@ def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loa
 
     def shared_pipeline(identity, device="cpu", *args, **kwargs):
         raise AskedFor(device)
+
+    from types import SimpleNamespace
 
     from components.resolved_inputs import BaseModelRef, ResolvedInputs
 
@@ -118,9 +120,10 @@ def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loa
 
     # register: past the base model's identity (from the resolved inputs) to the adapter, without loading the model
     monkeypatch.setattr(model_loading, "load_pipeline", lambda *a, **k: pytest.fail("register loaded the model"))
-    monkeypatch.setattr("components.erasure.result_kinds.load_result", lambda *a, **k: (_ for _ in ()).throw(Reached()))
+    monkeypatch.setattr(model_loading, "shared_pipeline", lambda *a, **k: pytest.fail("register loaded the model"))
+    monkeypatch.setattr("components.lineage.lineage_tags", lambda *a, **k: (_ for _ in ()).throw(Reached()))
     with pytest.raises(Reached):
-        takedown.register(inputs, "token", "adapter", "report", {}, tmp_path, registry=None)
+        takedown.register(inputs, None, None, SimpleNamespace(metrics={}), {}, tmp_path, registry=None)
     assert takedown.model_device(run_config, "register_adapter") is None
 
 
