@@ -40,7 +40,7 @@ def takedown(ticket: Path, home: Path, config: Path) -> tuple[int, float, str]:
 def independent_check(adapter_dir: Path, concept: str, images: int, config) -> dict:
     from components.erasure.result_kinds import load_result
     from components.evaluation.generation import generate
-    from components.model_loading import load_pipeline
+    from components.models.loading import load_pipeline
     from components.toyworld.detector import ConceptDetector
 
     model = load_pipeline(config.base_model.source)
@@ -79,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from benchmarks.fresh_tickets import write_ticket
-    from components.run_config import load_run_config
+    from components.config.run_config import load_run_config
 
     config = load_run_config(args.config)
     home = args.home or args.out / "lethe-home"

@@ -5,7 +5,7 @@
     python -m benchmarks.run --suite tiny --device cpu --steps 2             # scaled-down, for tests
 
 The suite builds the architecture with random weights (benchmarks/sd_architectures.py), saves it with
-`save_pretrained` and loads it back through `components.model_loading` (the load is timed), then runs
+`save_pretrained` and loads it back through `components.models.loading` (the load is timed), then runs
 the real code paths at the step counts and sampling settings of the suite's run config
 (configs/sd15.yaml, sd21.yaml, toy.yaml):
 
@@ -39,8 +39,8 @@ from components.erasure.methods import erase
 from components.erasure.request import Concept, ErasureRequest
 from components.erasure.textual_inversion import learn_token
 from components.evaluation.generation import generate
-from components.model_loading import load_pipeline, weights_sha256
-from components.run_config import load_run_config
+from components.models.loading import load_pipeline, weights_sha256
+from components.config.run_config import load_run_config
 
 from .peak_memory import peak_memory
 from .sd_architectures import ARCHITECTURES, random_pipeline

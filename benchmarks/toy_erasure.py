@@ -17,8 +17,8 @@ import torch
 
 from components.erasure.methods import METHODS, erase
 from components.erasure.request import Concept, ErasureRequest
-from components.model_loading import load_pipeline
-from components.run_config import load_run_config
+from components.models.loading import load_pipeline
+from components.config.run_config import load_run_config
 from components.toyworld.detector import ConceptDetector
 from components.toyworld.fidelity import shape_rates
 from components.toyworld.shapes import COLOURS, SHAPES

@@ -24,9 +24,9 @@ from components.erasure.textual_inversion import learn_token
 from components.evaluation.decision import decide, limits_of
 from components.evaluation.evaluate import evaluate_result
 from components.evaluation.report import identifiers_for, write_report
-from components.model_loading import load_pipeline
-from components.run_config import load_run_config
-from components.ticket import load_ticket
+from components.models.loading import load_pipeline
+from components.config.run_config import load_run_config
+from components.domain.ticket import load_ticket
 
 REPO = Path(__file__).resolve().parents[1]
 

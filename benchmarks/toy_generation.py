@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from components.model_loading import load_pipeline
+from components.models.loading import load_pipeline
 from components.toyworld.world import DEFAULT_GUIDANCE, DEFAULT_STEPS, PIPELINE_DIR
 
 

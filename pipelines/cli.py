@@ -41,10 +41,10 @@ for var in ("HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
 
 
 def _admit(ticket: Path, cfg, config_path: Path):
-    """Every check a door makes on a ticket with this config (components/admission.py); exit 2 on bad input."""
-    from components.admission import admit
-    from components.file_errors import InputFileError
-    from components.image_validation import ImageValidationError
+    """Every check a door makes on a ticket with this config (components/takedown/admission.py); exit 2 on bad input."""
+    from components.takedown.admission import admit
+    from components.domain.file_errors import InputFileError
+    from components.validation.image_validation import ImageValidationError
 
     try:
         return admit(ticket, cfg, config_path)
@@ -54,8 +54,8 @@ def _admit(ticket: Path, cfg, config_path: Path):
 
 def _load_model(config, step: str):
     """The model on the device of the pipeline step this command does the work of (its compute profile)."""
-    from components.model_loading import ModelLoadError, load_pipeline
-    from components.takedown import model_device
+    from components.models.loading import ModelLoadError, load_pipeline
+    from components.takedown.stages import model_device
 
     try:
         return load_pipeline(config.base_model.source, config.base_model.revision, model_device(config, step),
@@ -95,9 +95,9 @@ def check_ticket(path: Path = typer.Argument(..., help="A takedown ticket (YAML 
 @app.command("schema")
 def export_schema(out: Path = typer.Option(REPO_ROOT / "docs", help="Folder for the JSON Schema files.")) -> None:
     """Export the ticket, run-config and stack-config JSON Schemas (docs/*.schema.json)."""
-    from components.run_config import write_run_config_schema
-    from components.stack_config import write_stack_config_schema
-    from components.ticket import write_ticket_schema
+    from components.config.run_config import write_run_config_schema
+    from components.config.stack_config import write_stack_config_schema
+    from components.domain.ticket import write_ticket_schema
 
     for written in (write_ticket_schema(out / "ticket.schema.json"), write_run_config_schema(out / "run-config.schema.json"),
                     write_stack_config_schema(out / "stack-config.schema.json")):
@@ -113,7 +113,7 @@ def generate(prompt: str = typer.Argument(..., help='What to draw, e.g. "a red c
     """Generate images from the configured base model and save them as one labelled PNG strip."""
     import torch
 
-    from components.image_grid import Cell, labelled_grid
+    from components.evaluation.image_grid import Cell, labelled_grid
 
     cfg = _load_config(config)
     model = _load_model(cfg, "evaluate_adapter")
@@ -143,7 +143,7 @@ def world_grid(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the
     import numpy as np
     from rich.progress import Progress
 
-    from components.image_grid import Cell, labelled_grid
+    from components.evaluation.image_grid import Cell, labelled_grid
     from components.toyworld.detector import ConceptDetector
     from components.toyworld.fidelity import measure_fidelity
     from components.toyworld.shapes import all_captions
@@ -182,9 +182,9 @@ def world_grid(config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (the
 def _resolve(ticket: Path, config: Path):
     """The run's inputs, as the pipeline's first step resolves them (the base model hashed once); exit 2 if the
     model cannot be found."""
-    from components.model_loading import ModelLoadError
-    from components.resolved_inputs import resolve_inputs
-    from components.takedown import run_key
+    from components.models.loading import ModelLoadError
+    from components.takedown.resolved_inputs import resolve_inputs
+    from components.takedown.stages import run_key
 
     try:
         return resolve_inputs(ticket, config, run_key(ticket, config))
@@ -200,8 +200,8 @@ def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YA
                   progress: bool = typer.Option(True, help="Show training progress bars.")) -> None:
     """Erase the ticket's concept with the configured method and save the result (no evaluation or registry yet).
 
-    The pipeline's own stages (components/takedown.py) do the work, with the same checks."""
-    from components import takedown
+    The pipeline's own stages (components/takedown/stages.py) do the work, with the same checks."""
+    from components.takedown import stages
 
     cfg = _load_config(config)
     loaded = _admit(ticket, cfg, config).loaded  # the images it learns from pass the rules too
@@ -212,10 +212,10 @@ def erase_command(ticket: Path = typer.Argument(..., help="A takedown ticket (YA
     inputs = _resolve(ticket, config)
     token = None
     if erasure.method == "lora_ti":  # the pipeline's step 2: the token first, saved beside the adapter
-        token = takedown.learn_concept_token(inputs, progress=progress)
+        token = stages.learn_concept_token(inputs, progress=progress)
         token.save(out / "token")
     out.mkdir(parents=True, exist_ok=True)
-    result = takedown.train_unlearning(inputs, token, out, progress=progress, erasure=erasure)
+    result = stages.train_unlearning(inputs, token, out, progress=progress, erasure=erasure)
     folder = result.save(out / "adapter")
     manifest = json.loads((folder / "lethe_erasure.json").read_text())
     console.print(f"[green]ok[/] {loaded.ticket.ticket_id}: erased '{escape(loaded.ticket.concept)}' with "
@@ -234,13 +234,13 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
     """Evaluate a saved erasure: forget, retain, recovery attack; write report.html, grid.png, metrics.json.
 
     Prints each metric against the config's thresholds and the verdict the gate would reach."""
-    from components import takedown
+    from components.takedown import stages
     from components.erasure.result import ArtefactError
     from components.erasure.result_kinds import load_result
     from components.erasure.textual_inversion import LearnedToken
     from components.evaluation.decision import decide
     from components.evaluation.report import GRID_PNG, METRICS_JSON, REPORT_HTML
-    from components.model_loading import ModelLoadError
+    from components.models.loading import ModelLoadError
 
     cfg = _load_config(config)
     loaded = _admit(ticket, cfg, config).loaded
@@ -255,7 +255,7 @@ def evaluate_command(ticket: Path = typer.Argument(..., help="The takedown ticke
     inputs = _resolve(ticket, config)
     out = out or REPO_ROOT / "out" / "evaluate" / slug
     try:
-        summary = takedown.evaluate(inputs, token, result, out, progress=progress, identifiers={"adapter": str(adapter)})
+        summary = stages.evaluate(inputs, token, result, out, progress=progress, identifiers={"adapter": str(adapter)})
     except ModelLoadError as err:
         _fail_input(err)
     decision = decide(summary.metrics, cfg.thresholds)

@@ -25,8 +25,8 @@ def _fail_input(err: Exception) -> None:
 
 
 def _load_config(path: Path):
-    from components.file_errors import InputFileError
-    from components.run_config import load_run_config
+    from components.domain.file_errors import InputFileError
+    from components.config.run_config import load_run_config
 
     try:
         return load_run_config(path)

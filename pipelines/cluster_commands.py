@@ -18,8 +18,8 @@ CRON = re.compile(r"^\S+( \S+){4}$")  # five fields; the orchestrator (CronJob, 
 
 
 def load_stack(path: Path):
-    from components.file_errors import InputFileError
-    from components.stack_config import load_stack_config
+    from components.domain.file_errors import InputFileError
+    from components.config.stack_config import load_stack_config
 
     try:
         return load_stack_config(path)
@@ -55,9 +55,9 @@ def submit(ticket: Path = typer.Argument(..., help="The ticket (YAML or JSON) wi
     """Check a ticket (schema and image rules) and put it in the inbox for the next scheduled sweep.
 
     A bad ticket is refused here, before anything is copied; submitting the same content twice is harmless."""
-    from components.file_errors import InputFileError
-    from components.image_validation import ImageValidationError
-    from components.inbox import submit as submit_ticket
+    from components.domain.file_errors import InputFileError
+    from components.validation.image_validation import ImageValidationError
+    from components.takedown.inbox import submit as submit_ticket
 
     cfg = _load_config(config)
     try:
@@ -84,7 +84,7 @@ def path_in_pods(path: Path, stack) -> str:
 
 
 def inbox_in_pods(inbox: str, stack) -> str:
-    from components.inbox import is_local
+    from components.takedown.inbox import is_local
 
     if not is_local(inbox):
         return inbox
@@ -99,7 +99,7 @@ def scheduled_sweep(cron: str, inbox: str, config_path: Path, stack, name: str):
     Raises ValueError for what cannot be scheduled."""
     from zenml.config.schedule import Schedule
 
-    from components.run_config import load_run_config
+    from components.config.run_config import load_run_config
     from pipelines.stack_activation import pipeline_options
     from pipelines.sweep_pipeline import STAGES, sweep_pipeline
 

@@ -14,7 +14,7 @@ class StepFailed(RuntimeError):
     carries the step's own error (from the run's records), and whether it was the input's fault."""
 
     def __init__(self, step: str, error_type: str, message: str):
-        from components.file_errors import INPUT_ERROR_TYPES
+        from components.domain.file_errors import INPUT_ERROR_TYPES
 
         self.step, self.error_type, self.message = step, error_type, message
         self.bad_input = error_type in INPUT_ERROR_TYPES
@@ -59,19 +59,19 @@ def _prepare(stack_config):
 
 def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str | None = None,
                  stack_config=None) -> TakedownOutcome:
-    """Raises InputFileError / ImageValidationError for bad input (every check of components/admission.py)
+    """Raises InputFileError / ImageValidationError for bad input (every check of components/takedown/admission.py)
     before anything runs: no pipeline run, no registry, no version. Raises StepFailed (naming the step and
     its error: TrainingDiverged, RegistryUnavailable, ...) when a step fails. `stack_config` (a StackConfig;
     None: the embedded local stack) says where the steps run."""
     import os
 
-    from components.admission import admit
-    from components.run_config import load_run_config
+    from components.takedown.admission import admit
+    from components.config.run_config import load_run_config
 
     config = load_run_config(config_path)
     loaded = admit(ticket_path, config, config_path).loaded  # the pipeline's validate step records it again
     configure_environment()
-    from components import takedown
+    from components.takedown import stages
     from pipelines.stack_activation import pipeline_options, require_on_shared_volume
 
     # realpath, unlike Path.resolve, never raises (a symlink loop is refused above as unreadable).
@@ -80,7 +80,7 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
     stack = _prepare(stack_config)
     from pipelines.takedown_pipeline import STAGES, takedown_pipeline
 
-    key = takedown.run_key(ticket_path, config_path)
+    key = stages.run_key(ticket_path, config_path)
     name = run_name or f"takedown-{loaded.ticket.ticket_id}-{{date}}-{{time}}"
     try:
         options = pipeline_options(config, stack_config, STAGES)
@@ -110,7 +110,7 @@ def run_sweep(inbox: str, config_path: str | Path, stack_config=None):
     failed with its error), whether or not the run was flagged failed at the end."""
     import os
 
-    from components.run_config import load_run_config
+    from components.config.run_config import load_run_config
 
     config = load_run_config(config_path)
     configure_environment()
@@ -140,7 +140,7 @@ def _check_tracking_server() -> None:
 
     uri = os.environ.get("LETHE_MLFLOW_TRACKING_URI")
     if uri:
-        from components.registry import AdapterRegistry
+        from components.registry.model_registry import AdapterRegistry
 
         AdapterRegistry(uri).check_reachable()
 

@@ -31,7 +31,7 @@ def activate(stack=None) -> str:
 def pipeline_options(config, stack, stages: dict[str, str | None], scheduled: bool = False) -> dict:
     """`with_options` arguments: pipeline-wide settings (service account, shared volume, step image) and each
     step's placement from its compute profile; `stages` maps the pipeline's steps to the takedown steps they run."""
-    from components.cluster_placement import pipeline_settings, steps_settings
+    from components.config.cluster_placement import pipeline_settings, steps_settings
 
     options: dict = {}
     settings = pipeline_settings(stack, scheduled=scheduled)
@@ -48,7 +48,7 @@ def require_on_shared_volume(path: Path, stack) -> None:
     if stack is None or not stack.remote:
         return
     if not stack.shared_volume.holds(path.as_posix()):
-        from components.file_errors import InputFileError
+        from components.domain.file_errors import InputFileError
 
         mount = stack.shared_volume.mount_path
         raise InputFileError(path, [("", f"on stack {stack.name!r} a ticket must lie on the shared volume ({mount}); "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from zenml import pipeline
 
-from components.run_config import TAKEDOWN_STEPS
+from components.config.run_config import TAKEDOWN_STEPS
 from steps.evaluate_adapter import evaluate_adapter
 from steps.find_pending_tickets import find_pending_tickets
 from steps.flag_failures import flag_failures

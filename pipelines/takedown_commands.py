@@ -20,8 +20,8 @@ DEMO_TICKET = REPO_ROOT / "examples" / "tickets" / "erase-circle" / "ticket.yaml
 
 
 def _input_errors():
-    from components.file_errors import InputFileError
-    from components.image_validation import ImageValidationError
+    from components.domain.file_errors import InputFileError
+    from components.validation.image_validation import ImageValidationError
 
     return InputFileError, ImageValidationError
 
@@ -45,7 +45,7 @@ def _outcome_panel(outcome) -> Panel:
 
 def _run_one(ticket: Path, config: Path, stack=None):
     """Run a ticket; returns (exit code, outcome or None), printing what went wrong."""
-    from components.registry import RegistryUnavailable
+    from components.registry.model_registry import RegistryUnavailable
     from pipelines.run_takedown import StepFailed, run_takedown
     from pipelines.stack_activation import StackNotReady
 
@@ -99,9 +99,9 @@ def sweep(inbox: str = typer.Argument(..., help="A folder or URL (e.g. s3://buck
     """Run the sweep pipeline over an inbox: every ticket through the takedown steps in one run. A ticket whose
     exact content is already registered is skipped; one failing ticket does not stop the others; the exit code
     is 1 if any failed or was rejected."""
-    from components.inbox import is_local
-    from components.registry import RegistryUnavailable
-    from components.takedown_batch import flagged
+    from components.takedown.inbox import is_local
+    from components.registry.model_registry import RegistryUnavailable
+    from components.takedown.batch import flagged
     from pipelines.cluster_commands import load_stack
     from pipelines.run_takedown import StepFailed, outcome_of, run_sweep
     from pipelines.stack_activation import StackNotReady
@@ -146,7 +146,7 @@ def audit(ticket: Optional[str] = typer.Option(None, "--ticket", help="Every ver
           as_json: bool = typer.Option(False, "--json", help="Print the records as JSON.")) -> None:
     """The lineage of a ticket or version, read back from the registry: what was erased, from which
     images, by which code and settings, with which metrics, and why it was promoted or rejected."""
-    from components.run_config import load_run_config
+    from components.config.run_config import load_run_config
     from pipelines.run_takedown import registry_for_stack
 
     if (ticket is None) == (version is None):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from zenml import pipeline
 
-from components.run_config import TAKEDOWN_STEPS
+from components.config.run_config import TAKEDOWN_STEPS
 from steps.admit_ticket import admit_ticket
 from steps.evaluate_adapter import evaluate_adapter
 from steps.gate import gate

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from zenml import step
 
-from components.takedown_batch import TakedownBatch, TicketRun
+from components.takedown.batch import TakedownBatch, TicketRun
 from steps.materializers import TakedownBatchMaterializer
 
 

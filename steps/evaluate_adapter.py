@@ -4,8 +4,8 @@ from typing import Annotated
 
 from zenml import step
 
-from components import takedown
-from components.takedown_batch import TakedownBatch, advance
+from components.takedown import stages
+from components.takedown.batch import TakedownBatch, advance
 from steps.materializers import TakedownBatchMaterializer
 from steps.work_folder import lethe_home, work_folder
 
@@ -13,6 +13,6 @@ from steps.work_folder import lethe_home, work_folder
 @step(output_materializers=TakedownBatchMaterializer)
 def evaluate_adapter(tickets: TakedownBatch) -> Annotated[TakedownBatch, "evaluated"]:
     """Forget, retain and recovery-attack metrics, and the before/after report."""
-    return advance(tickets, "evaluate_adapter", lambda run: {"evaluation": takedown.evaluate(
+    return advance(tickets, "evaluate_adapter", lambda run: {"evaluation": stages.evaluate(
         run.inputs, run.token, run.result, work_folder(run.ticket_id, run.run_key) / "report",
         cache_folder=lethe_home() / "cache" / "original-images")})

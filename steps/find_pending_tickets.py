@@ -4,10 +4,10 @@ from typing import Annotated
 
 from zenml import step
 
-from components import sweep
-from components.inbox import staging_folder
-from components.run_config import load_run_config
-from components.takedown_batch import TakedownBatch
+from components.takedown import sweep
+from components.takedown.inbox import staging_folder
+from components.config.run_config import load_run_config
+from components.takedown.batch import TakedownBatch
 from steps.materializers import TakedownBatchMaterializer
 from steps.registry_target import active_registry
 from steps.work_folder import lethe_home

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from zenml import step
 
-from components.takedown_batch import SweepFlagged, TakedownBatch, flagged
+from components.takedown.batch import SweepFlagged, TakedownBatch, flagged
 
 
 @step(enable_cache=False)

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from zenml import step
 
-from components import takedown
-from components.takedown_batch import TakedownBatch, advance
+from components.takedown import stages
+from components.takedown.batch import TakedownBatch, advance
 from steps.materializers import TakedownBatchMaterializer
 from steps.registry_target import active_registry
 
@@ -14,5 +14,5 @@ from steps.registry_target import active_registry
 def gate(tickets: TakedownBatch) -> Annotated[TakedownBatch, "outcomes"]:
     """Promote (aliases) only if every threshold holds; otherwise tag the version rejected."""
     registry = active_registry()
-    return advance(tickets, "gate", lambda run: {"decision": takedown.gate(
+    return advance(tickets, "gate", lambda run: {"decision": stages.gate(
         run.version, run.evaluation.metrics, run.ticket_id, run.inputs.config(), registry)})

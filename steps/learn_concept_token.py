@@ -4,12 +4,12 @@ from typing import Annotated
 
 from zenml import step
 
-from components import takedown
-from components.takedown_batch import TakedownBatch, advance
+from components.takedown import stages
+from components.takedown.batch import TakedownBatch, advance
 from steps.materializers import TakedownBatchMaterializer
 
 
 @step(output_materializers=TakedownBatchMaterializer)
 def learn_concept_token(tickets: TakedownBatch) -> Annotated[TakedownBatch, "with_tokens"]:
     """Textual inversion for each ticket's concept on the original model."""
-    return advance(tickets, "learn_concept_token", lambda run: {"token": takedown.learn_concept_token(run.inputs)})
+    return advance(tickets, "learn_concept_token", lambda run: {"token": stages.learn_concept_token(run.inputs)})

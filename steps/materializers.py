@@ -1,6 +1,6 @@
 """How a TakedownBatch is stored in the stack's artefact store (local files, or S3/MinIO on a cluster).
 
-The batch saves itself (components/takedown_batch.py: each stage output by its own save()); this only
+The batch saves itself (components/takedown/batch.py: each stage output by its own save()); this only
 moves that folder to and from the store, so a step pod on any node reads what the step before wrote
 and nothing passes through a shared volume.
 """
@@ -14,7 +14,7 @@ from zenml.enums import ArtifactType
 from zenml.materializers.base_materializer import BaseMaterializer
 from zenml.utils import io_utils
 
-from components.takedown_batch import TakedownBatch
+from components.takedown.batch import TakedownBatch
 
 
 class TakedownBatchMaterializer(BaseMaterializer):

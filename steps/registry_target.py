@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from components.registry import AdapterRegistry
+from components.registry.model_registry import AdapterRegistry
 from steps.work_folder import lethe_home
 
 

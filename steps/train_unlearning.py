@@ -4,8 +4,8 @@ from typing import Annotated
 
 from zenml import step
 
-from components import takedown
-from components.takedown_batch import TakedownBatch, advance
+from components.takedown import stages
+from components.takedown.batch import TakedownBatch, advance
 from steps.materializers import TakedownBatchMaterializer
 from steps.work_folder import work_folder
 
@@ -13,5 +13,5 @@ from steps.work_folder import work_folder
 @step(output_materializers=TakedownBatchMaterializer)
 def train_unlearning(tickets: TakedownBatch) -> Annotated[TakedownBatch, "with_results"]:
     """The configured erasure method (on clusters its compute profile places it: see the run config's `compute`)."""
-    return advance(tickets, "train_unlearning", lambda run: {"result": takedown.train_unlearning(
+    return advance(tickets, "train_unlearning", lambda run: {"result": stages.train_unlearning(
         run.inputs, run.token, work_folder(run.ticket_id, run.run_key))})

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from zenml import step
 
-from components import takedown
-from components.takedown_batch import TakedownBatch, advance
+from components.takedown import stages
+from components.takedown.batch import TakedownBatch, advance
 from steps.materializers import TakedownBatchMaterializer
 from steps.work_folder import work_folder
 
@@ -15,7 +15,7 @@ def validate_ticket_images(tickets: TakedownBatch) -> Annotated[TakedownBatch, "
     """The ticket schema and the Great Expectations image suite; then each ticket's inputs, with the base
     model's weights hashed once for every later step."""
     def validate(run) -> dict:
-        inputs, validation = takedown.validate_and_resolve(run.ticket_path, tickets.config_path, run.run_key,
+        inputs, validation = stages.validate_and_resolve(run.ticket_path, tickets.config_path, run.run_key,
                                                            work_folder(run.ticket_id, run.run_key))
         return {"inputs": inputs, "validation": validation}
     return advance(tickets, "validate_ticket_images", validate)

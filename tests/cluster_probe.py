@@ -81,8 +81,8 @@ def kubeflow_spec(snapshot, stack, image: str) -> dict:
 
 def main() -> None:
     stack_path, config_path = Path(sys.argv[1]), Path(sys.argv[2])
-    from components.run_config import load_run_config
-    from components.stack_config import load_stack_config
+    from components.config.run_config import load_run_config
+    from components.config.stack_config import load_stack_config
     from pipelines.cluster_commands import scheduled_sweep
     from pipelines.stack_activation import activate, pipeline_options
     from pipelines.sweep_pipeline import STAGES as SWEEP_STAGES

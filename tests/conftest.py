@@ -36,7 +36,7 @@ def toy_config_file(folder: Path, name: str, **changes) -> Path:
 @pytest.fixture(scope="session")
 def toy_world():
     """The shipped toy world, loaded once through the same code path as real checkpoints."""
-    from components.model_loading import load_pipeline
+    from components.models.loading import load_pipeline
     from components.toyworld.detector import ConceptDetector
     from components.toyworld.world import DETECTOR_DIR, PIPELINE_DIR
 
@@ -45,7 +45,7 @@ def toy_world():
 
 @pytest.fixture(scope="session")
 def toy_config():
-    from components.run_config import load_run_config
+    from components.config.run_config import load_run_config
 
     return load_run_config(REPO / "configs" / "toy.yaml")
 
@@ -53,7 +53,7 @@ def toy_config():
 @pytest.fixture
 def fresh_toy_pipeline():
     """A factory of unshared toy pipelines, for tests that apply or fuse erasure results."""
-    from components.model_loading import load_pipeline
+    from components.models.loading import load_pipeline
     from components.toyworld.world import PIPELINE_DIR
 
     return lambda: load_pipeline(PIPELINE_DIR).pipeline

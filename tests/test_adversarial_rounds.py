@@ -7,7 +7,7 @@ from components.erasure.denoising import encode, image_latents, noised, per_samp
 from components.erasure.lora_ti import _Adversary
 from components.erasure.methods import erase
 from components.erasure.request import Concept, ErasureRequest
-from components.erasure.templates import fill
+from components.domain.prompt_templates import fill
 from components.erasure.textual_inversion import text_encoder_with_token
 
 

@@ -10,8 +10,8 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from components import sweep, takedown
-from components.takedown_batch import advance
+from components.takedown import stages, sweep
+from components.takedown.batch import advance
 from pipelines.cli import app
 from tests.bad_inputs import ALL_CASES, EXAMPLE, TOY_CONFIG, build
 
@@ -67,7 +67,7 @@ def test_a_sweep_records_each_bad_ticket_and_goes_on_with_the_good_one(tmp_path)
         expected[str(ticket.resolve())] = (case, rule)
     shutil.copytree(EXAMPLE, inbox / "good")
     batch = sweep.pending_tickets(inbox, NothingRegistered(), "lethe-toyworld", TOY_CONFIG)
-    batch = advance(batch, "validate", lambda r: {"validation": takedown.validate(
+    batch = advance(batch, "validate", lambda r: {"validation": stages.validate(
         r.ticket_path, TOY_CONFIG, (tmp_path / "work" / r.ticket_path.split("/inbox/")[1]).parent)})
     by_path = {run.ticket_path: run for run in batch.runs}
     good = by_path.pop(str(inbox / "good" / "ticket.yaml"))

@@ -158,7 +158,7 @@ def test_an_unexpected_error_is_one_line_naming_its_log_and_debug_shows_the_trac
 
     import pytest
 
-    import components.run_config as run_config
+    import components.config.run_config as run_config
     from pipelines import cli
 
     def broken(path):

@@ -140,14 +140,14 @@ def toy_pipe(toy_world):
 
 @pytest.fixture(scope="module")
 def toy_config():
-    from components.run_config import load_run_config
+    from components.config.run_config import load_run_config
     from tests.conftest import REPO
 
     return load_run_config(REPO / "configs" / "toy.yaml").erasure
 
 
 def _fresh():
-    from components.model_loading import load_pipeline
+    from components.models.loading import load_pipeline
     from components.toyworld.world import PIPELINE_DIR
 
     return load_pipeline(PIPELINE_DIR).pipeline

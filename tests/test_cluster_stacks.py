@@ -72,8 +72,8 @@ def kubeflow(probes) -> dict:
 
 def asks_for(config: str, stage: str | None) -> str | None:
     """The device a pipeline step's code loads the model on (None: none), by the function its stage calls."""
-    from components.run_config import load_run_config
-    from components.takedown import model_device
+    from components.config.run_config import load_run_config
+    from components.takedown.stages import model_device
 
     return model_device(load_run_config(REPO / "configs" / f"{config}.yaml"), stage) if stage else None
 
@@ -148,7 +148,7 @@ def test_kubernetes_gives_every_step_that_loads_the_model_on_cuda_the_gpu_node(p
 @pytest.mark.parametrize("config", ["sd21", "toy"])
 def test_a_step_whose_profile_is_cpu_never_gets_the_gpu_node_nor_asks_for_cuda(probes, config):
     """toy: every step on CPU, the model steps too; sd21: validate, register, gate and the sweep's ticket search."""
-    from components.run_config import load_run_config
+    from components.config.run_config import load_run_config
 
     run_config = load_run_config(REPO / "configs" / f"{config}.yaml")
     k8s, kfp = probes("kubernetes", config), probes("kubeflow", config)
@@ -200,7 +200,7 @@ def test_the_kubeflow_spec_has_the_seven_tasks_in_order(kubeflow):
 @pytest.mark.parametrize("config", GPU_CONFIGS)
 def test_kubeflow_gives_every_step_that_loads_the_model_on_cuda_its_cpu_request(probes, config):
     """The part of the profile ZenML 0.98's Kubeflow orchestrator passes on: the CPU count (no memory: see
-    components/cluster_placement.py); the GPU request is the xfail below."""
+    components/config/cluster_placement.py); the GPU request is the xfail below."""
     probed = probes("kubeflow", config)
     for pipeline in ("takedown", "sweep"):
         executors, on_cuda = _kfp_executors(probed, pipeline), cuda_steps(probed, pipeline, config)

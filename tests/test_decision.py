@@ -4,7 +4,7 @@ import math
 import pytest
 
 from components.evaluation.decision import decide, limits_of
-from components.run_config import Thresholds
+from components.config.run_config import Thresholds
 
 # The five classic bars; the worst-case, neighbour and collapse bars switched off (None: reported, not gated).
 THRESHOLDS = Thresholds(max_forget_detection_rate=0.1, max_retain_clip_drop=0.03, max_retain_accuracy_drop=0.1,

@@ -12,7 +12,7 @@ from components.erasure.methods import erase
 from components.erasure.request import Concept, ErasureRequest
 from components.erasure.result import MANIFEST, ArtefactError, ErasureResult
 from components.erasure.result_kinds import RESULT_KINDS, load_result
-from components.hashing import file_sha256
+from components.domain.hashing import file_sha256
 from components.erasure.tensors import BaseMismatchError, named_tensors, set_tensor
 
 PROMPTS = ["a red circle", "a photo of a blue square", "a circle", ""]

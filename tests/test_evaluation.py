@@ -9,7 +9,7 @@ from components.erasure.request import Concept, ErasureRequest
 from components.evaluation.decision import decide
 from components.evaluation.evaluate import evaluate, evaluate_result
 from components.evaluation.prompt_sets import evaluation_sets
-from components.run_config import AttackRestart, RecoveryAttack
+from components.config.run_config import AttackRestart, RecoveryAttack
 
 RETAIN = ["a blue square", "a green triangle", "a yellow cross"]
 
@@ -144,7 +144,7 @@ def test_retain_prompts_naming_the_concept_are_removed_and_recorded(small_config
 
 
 def test_the_toy_retain_corpus_is_split_and_never_names_the_concept(toy_config):
-    from components.prompt_terms import names
+    from components.domain.prompt_terms import names
 
     for concept in ("circle", "square", "triangle", "cross", "red", "green", "blue", "yellow"):
         sets = evaluation_sets(ErasureRequest([Concept(concept)]), toy_config.evaluation)

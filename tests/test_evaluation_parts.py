@@ -6,8 +6,8 @@ from components.erasure.request import Concept
 from components.evaluation.clip_features import load_clip
 from components.evaluation.detectors import ClipZeroShotDetector, CustomDetector, ToyDetector
 from components.evaluation.generation import generate
-from components.model_loading import ModelLoadError
-from components.run_config import Sampling
+from components.models.loading import ModelLoadError
+from components.config.run_config import Sampling
 from components.toyworld.shapes import render_shape
 from components.toyworld.world import CLIP_DIR, DETECTOR_DIR
 

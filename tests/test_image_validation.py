@@ -2,7 +2,7 @@
 
 Ticket-level mistakes are caught by the ticket file's reader and schema (load_ticket); image-level ones
 by the Great Expectations suite over the per-image facts (validate_images); a ticket that does not fit
-its run config by components/admission.py. The corpus itself is tests/bad_inputs.py; tests/test_bad_inputs.py
+its run config by components/takedown/admission.py. The corpus itself is tests/bad_inputs.py; tests/test_bad_inputs.py
 takes every case through every door.
 """
 import shutil
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.file_errors import InputFileError
-from components.image_facts import hamming, perceptual_hash
-from components.image_validation import ImageValidationError, validate_images
-from components.run_config import ImageValidation
-from components.ticket import load_ticket
+from components.domain.file_errors import InputFileError
+from components.validation.image_facts import hamming, perceptual_hash
+from components.validation.image_validation import ImageValidationError, validate_images
+from components.config.run_config import ImageValidation
+from components.domain.ticket import load_ticket
 from tests.bad_inputs import (CONFIG_CASES, EXAMPLE, FILE_CASES, GOOD_TICKET, IMAGE_CASES, TICKET_CASES, break_first,
                               build, ticket_dir)
 
@@ -62,8 +62,8 @@ def test_a_bad_ticket_file_or_image_file_is_refused_without_opening_it(case, tmp
 
 @pytest.mark.parametrize("case", sorted(CONFIG_CASES))
 def test_a_ticket_that_does_not_fit_its_config_is_refused(case, tmp_path):
-    from components.admission import check_ticket_meets_config
-    from components.run_config import load_run_config
+    from components.takedown.admission import check_ticket_meets_config
+    from components.config.run_config import load_run_config
 
     ticket, config, expected = build(case, tmp_path)
     loaded = load_ticket(ticket)  # a valid ticket, on its own
@@ -74,8 +74,8 @@ def test_a_ticket_that_does_not_fit_its_config_is_refused(case, tmp_path):
 
 
 def test_a_ticket_may_name_its_model_by_registry_name_hub_id_or_folder(tmp_path):
-    from components.admission import model_names
-    from components.run_config import BaseModelSource
+    from components.takedown.admission import model_names
+    from components.config.run_config import BaseModelSource
 
     hub = BaseModelSource(hub_id="org/model", revision="0" * 40, registry_name="lethe-model")
     local = BaseModelSource(path=tmp_path / "stable-diffusion-v1-5", registry_name="lethe-sd15")
@@ -162,7 +162,7 @@ def test_the_content_rules_pass_good_images_that_lethe_did_not_draw_with_margin(
     import matplotlib
     import sklearn.datasets
 
-    from components.image_facts import content_facts
+    from components.validation.image_facts import content_facts
     from components.toyworld.shapes import COLOUR_NAMES, SHAPES, render_shape
 
     rng = np.random.default_rng(7)

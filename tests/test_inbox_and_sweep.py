@@ -5,12 +5,12 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
-from components import sweep
-from components.file_errors import InputFileError
-from components.image_validation import ImageValidationError
-from components.inbox import local_copy, submit, ticket_files
-from components.registry import AdapterRegistry
-from components.ticket import content_sha256, load_ticket
+from components.takedown import sweep
+from components.domain.file_errors import InputFileError
+from components.validation.image_validation import ImageValidationError
+from components.takedown.inbox import local_copy, submit, ticket_files
+from components.registry.model_registry import AdapterRegistry
+from components.domain.ticket import content_sha256, load_ticket
 from conftest import EXAMPLE_TICKET, REPO
 
 TOY = str(REPO / "configs" / "toy.yaml")
@@ -89,7 +89,7 @@ def test_pending_skips_registered_content_and_reports_bad_files(tmp_path, broken
 
 def test_advance_records_one_tickets_failure_and_runs_the_others_in_a_sweep_and_raises_in_a_takedown():
     from components.evaluation.decision import Decision
-    from components.takedown_batch import SweepFlagged, TakedownBatch, TicketRun, advance, flagged
+    from components.takedown.batch import SweepFlagged, TakedownBatch, TicketRun, advance, flagged
 
     runs = [TicketRun("a", "A"), TicketRun("b", "B"), TicketRun("c", "C", skipped_version="3")]
     batch = TakedownBatch(config_path="cfg", runs=runs, isolate_failures=True)
@@ -120,9 +120,9 @@ def test_a_batch_saves_and_loads_every_stage_output(tmp_path):
 
     from components.erasure.textual_inversion import LearnedToken
     from components.evaluation.decision import Check, Decision
-    from components.registry import RegisteredVersion
-    from components.resolved_inputs import BaseModelRef, ResolvedInputs
-    from components.takedown_batch import EvaluationSummary, TakedownBatch, TicketRun
+    from components.registry.model_registry import RegisteredVersion
+    from components.takedown.resolved_inputs import BaseModelRef, ResolvedInputs
+    from components.takedown.batch import EvaluationSummary, TakedownBatch, TicketRun
 
     report = tmp_path / "report"
     report.mkdir()

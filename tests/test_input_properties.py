@@ -24,11 +24,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from components.file_errors import InputFileError
-from components.image_facts import ImageFacts, read_facts
-from components.image_validation import ImageValidationError, validate_images
-from components.run_config import ImageValidation
-from components.ticket import LoadedTicket, load_ticket
+from components.domain.file_errors import InputFileError
+from components.validation.image_facts import ImageFacts, read_facts
+from components.validation.image_validation import ImageValidationError, validate_images
+from components.config.run_config import ImageValidation
+from components.domain.ticket import LoadedTicket, load_ticket
 from tests.bad_inputs import EXAMPLE, GOOD_TICKET, TOY_CONFIG
 
 RULES = ImageValidation(min_side=32)

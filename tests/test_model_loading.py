@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from components.model_loading import ModelLoadError, load_pipeline, resolve_folder, weights_sha256
+from components.models.loading import ModelLoadError, load_pipeline, resolve_folder, weights_sha256
 from components.toyworld.world import PIPELINE_DIR
 
 

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from components.registry import (STATUS_APPROVED, STATUS_PENDING, STATUS_REJECTED, AdapterRegistry, RegistryUnavailable,
-                                 alias_for_ticket)
+from components.registry.model_registry import (STATUS_APPROVED, STATUS_PENDING, STATUS_REJECTED, AdapterRegistry,
+                                               RegistryUnavailable, alias_for_ticket)
 
 
 @pytest.fixture
@@ -73,8 +73,8 @@ def test_an_unreachable_server_fails_fast_with_a_clear_error():
 
 
 def test_lineage_tags_name_ticket_images_base_method_code_and_metrics(toy_world, erasure_results):
-    from components.lineage import lineage_tags
-    from components.ticket import load_ticket
+    from components.registry.lineage import lineage_tags
+    from components.domain.ticket import load_ticket
 
     from conftest import EXAMPLE_TICKET
 

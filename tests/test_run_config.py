@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.file_errors import InputFileError
-from components.run_config import RunConfig, load_run_config
+from components.domain.file_errors import InputFileError
+from components.config.run_config import RunConfig, load_run_config
 from tests.conftest import REPO
 
 
@@ -123,8 +123,8 @@ def test_defaults_fill_optional_blocks():
 
 
 def test_every_model_step_of_the_sd_configs_asks_for_the_gpu_and_toy_asks_for_nothing():
-    from components.cluster_placement import step_settings
-    from components.takedown import MODEL_STEPS
+    from components.config.cluster_placement import step_settings
+    from components.takedown.stages import MODEL_STEPS
     from zenml.config import ResourceSettings
 
     sd15 = load_run_config(REPO / "configs" / "sd15.yaml")
@@ -173,7 +173,7 @@ def test_the_old_device_and_orchestration_keys_say_where_they_went(tmp_path):
 def test_every_erasure_method_has_its_params_block_and_an_unknown_one_is_refused_naming_them(tmp_path):
     # erasure.method comes from METHODS' keys; each method reads the block of the same name (benchmarks/run.py).
     from components.erasure.methods import METHODS
-    from components.run_config import Erasure
+    from components.config.run_config import Erasure
 
     assert all(name in Erasure.model_fields for name in METHODS)
     data = _toy_dict()

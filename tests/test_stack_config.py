@@ -3,10 +3,10 @@ they produce without ZenML."""
 import pytest
 import yaml
 
-from components.cluster_placement import k8s_quantity, pipeline_settings, step_settings, steps_settings
-from components.file_errors import InputFileError
-from components.run_config import TAKEDOWN_STEPS, ComputeProfile, load_run_config
-from components.stack_config import load_stack_config
+from components.config.cluster_placement import k8s_quantity, pipeline_settings, step_settings, steps_settings
+from components.domain.file_errors import InputFileError
+from components.config.run_config import TAKEDOWN_STEPS, ComputeProfile, load_run_config
+from components.config.stack_config import load_stack_config
 from conftest import EXAMPLE_TICKET, REPO
 
 STACKS = REPO / "configs" / "stacks"
@@ -83,8 +83,9 @@ class AskedFor(Exception):
 
 @pytest.mark.parametrize("config", ["sd15", "sd21", "toy", "a device per step"])
 def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loads_none(config, tmp_path, monkeypatch):
-    """What the cluster tests rely on: takedown.model_device is the device each stage's code really asks for."""
-    from components import model_loading, takedown
+    """What the cluster tests rely on: stages.model_device is the device each stage's code really asks for."""
+    from components.models import loading as model_loading
+    from components.takedown import stages
     from conftest import toy_config_file
 
     if config == "a device per step":  # a stage asking by another step's name shows up here
@@ -98,7 +99,7 @@ def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loa
 
     from types import SimpleNamespace
 
-    from components.resolved_inputs import BaseModelRef, ResolvedInputs
+    from components.takedown.resolved_inputs import BaseModelRef, ResolvedInputs
 
     # the SD checkpoints are not on this machine: their identity as a resolving step would have recorded it
     inputs = ResolvedInputs(ticket_path=str(EXAMPLE_TICKET), config_path=str(path), ticket_id="TOY-0001", run_key="key",
@@ -106,14 +107,14 @@ def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loa
                                               files_fingerprint=""))
     monkeypatch.setattr(model_loading, "shared_pipeline", shared_pipeline)
     run_config = load_run_config(path)
-    stages = {"learn_concept_token": lambda: takedown.learn_concept_token(inputs, tmp_path),
-              "train_unlearning": lambda: takedown.train_unlearning(inputs, "token", tmp_path),
-              "evaluate_adapter": lambda: takedown.evaluate(inputs, "token", "adapter", tmp_path)}
-    assert set(stages) == set(takedown.MODEL_STEPS)
-    for step, stage in stages.items():
+    calls = {"learn_concept_token": lambda: stages.learn_concept_token(inputs, tmp_path),
+             "train_unlearning": lambda: stages.train_unlearning(inputs, "token", tmp_path),
+             "evaluate_adapter": lambda: stages.evaluate(inputs, "token", "adapter", tmp_path)}
+    assert set(calls) == set(stages.MODEL_STEPS)
+    for step, stage in calls.items():
         with pytest.raises(AskedFor) as asked:
             stage()
-        assert asked.value.args[0] == takedown.model_device(run_config, step) == run_config.compute.profile(step).device
+        assert asked.value.args[0] == stages.model_device(run_config, step) == run_config.compute.profile(step).device
 
     class Reached(Exception):
         pass
@@ -121,10 +122,10 @@ def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loa
     # register: past the base model's identity (from the resolved inputs) to the adapter, without loading the model
     monkeypatch.setattr(model_loading, "load_pipeline", lambda *a, **k: pytest.fail("register loaded the model"))
     monkeypatch.setattr(model_loading, "shared_pipeline", lambda *a, **k: pytest.fail("register loaded the model"))
-    monkeypatch.setattr("components.lineage.lineage_tags", lambda *a, **k: (_ for _ in ()).throw(Reached()))
+    monkeypatch.setattr("components.registry.lineage.lineage_tags", lambda *a, **k: (_ for _ in ()).throw(Reached()))
     with pytest.raises(Reached):
-        takedown.register(inputs, None, None, SimpleNamespace(metrics={}), {}, tmp_path, registry=None)
-    assert takedown.model_device(run_config, "register_adapter") is None
+        stages.register(inputs, None, None, SimpleNamespace(metrics={}), {}, tmp_path, registry=None)
+    assert stages.model_device(run_config, "register_adapter") is None
 
 
 def test_the_local_stack_turns_off_rich_tracebacks(monkeypatch, tmp_path):

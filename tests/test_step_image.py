@@ -74,8 +74,8 @@ def test_the_lock_is_exactly_what_is_installed_here():
 
 
 def test_it_runs_as_the_non_root_user_and_paths_the_cluster_side_expects():
-    from components.cluster_placement import IMAGE_USER
-    from components.stack_config import SharedVolume, StackConfig
+    from components.config.cluster_placement import IMAGE_USER
+    from components.config.stack_config import SharedVolume, StackConfig
 
     users = [rest for word, rest in instructions() if word == "USER"]
     assert users and users[-1] == f"{IMAGE_USER}:{IMAGE_USER}" and IMAGE_USER != 0

@@ -51,7 +51,7 @@ def lethe(home: Path, *args: str, timeout: int = 900) -> subprocess.CompletedPro
 
 
 def registry(home: Path):
-    from components.registry import AdapterRegistry
+    from components.registry.model_registry import AdapterRegistry
 
     return AdapterRegistry(f"sqlite:///{home / 'mlflow.db'}")
 
@@ -125,7 +125,7 @@ def test_a_run_killed_during_training_resumes_from_cache_and_registers_once(home
                           erasure__te_ascent__learning_rate=1e-5, thresholds__max_retain_clip_drop=1.0,
                           thresholds__max_retain_accuracy_drop=1.0, thresholds__max_kid=10.0,
                           thresholds__max_forget_detection_rate=1.0)
-    from components.takedown import run_key
+    from components.takedown.stages import run_key
 
     work = home / "runs" / "TOY-0001" / run_key(EXAMPLE_TICKET, config)[:16]
     env = {**os.environ, "LETHE_HOME": str(home)}
@@ -189,7 +189,7 @@ def test_training_that_diverges_fails_the_run_and_registers_nothing(home, promot
 
 COUNTING_RUN = """
 import json, sys
-from components import model_loading
+from components.models import loading as model_loading
 counts = {"hashes": 0, "loads": []}
 hash_weights, load = model_loading.weights_sha256, model_loading._load
 

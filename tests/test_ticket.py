@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.file_errors import InputFileError
-from components.ticket import ConceptKind, Ticket, load_ticket
+from components.domain.file_errors import InputFileError
+from components.domain.ticket import ConceptKind, Ticket, load_ticket
 from tests.conftest import EXAMPLE_TICKET, REPO
 
 
@@ -126,7 +126,7 @@ def test_a_prompt_that_must_be_kept_but_names_the_concept_is_refused(ticket_dir,
 
 
 def test_whole_words_only_name_a_concept(ticket_dir):
-    from components.prompt_terms import names
+    from components.domain.prompt_terms import names
 
     assert names("a red circle", "circle") and names("A RED  Circle!", "red circle")
     assert not names("a circled area", "circle") and not names("redo", "red") and not names("x", " ")

@@ -55,7 +55,7 @@ def tiny_worlds(tmp_path_factory):
 
 
 def test_build_writes_a_loadable_world(tiny_worlds):
-    from components.model_loading import load_pipeline
+    from components.models.loading import load_pipeline
     from components.toyworld.detector import ConceptDetector
 
     root, manifest, _ = tiny_worlds

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .templates import CONCEPT_KINDS, templates_for
+from ..domain.prompt_templates import CONCEPT_KINDS, templates_for
 
 
 @dataclass(frozen=True)

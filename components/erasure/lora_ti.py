@@ -27,10 +27,10 @@ from tqdm.auto import tqdm
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
 from .lora_adapter import LoraAdapter
-from .templates import fill
+from ..domain.prompt_templates import fill
 from .text_encoder_parts import ATTENTION, MLP, final_norm, last_layers, layer_modules
 from .textual_inversion import initial_row, learn_token, prompt_templates, text_encoder_with_token
-from ..prompt_terms import without
+from ..domain.prompt_terms import without
 
 
 def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .concept import Concept
-from .templates import fill, templates_for
+from ..domain.prompt_templates import fill, templates_for
 
 if TYPE_CHECKING:
-    from ..ticket import LoadedTicket
+    from ..domain.ticket import LoadedTicket
     from .textual_inversion import LearnedToken
 
 

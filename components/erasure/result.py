@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..hashing import file_sha256
+from ..domain.hashing import file_sha256
 
 MANIFEST = "lethe_erasure.json"
 FORMAT = "lethe-erasure/1"

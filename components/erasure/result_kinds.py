@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..hashing import file_sha256
+from ..domain.hashing import file_sha256
 from .lora_adapter import LoraAdapter
 from .result import FORMAT, MANIFEST, ArtefactError, ErasureResult
 from .weight_delta import WeightDelta

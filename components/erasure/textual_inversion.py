@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
 from .concept import Concept
 from .diverged import TrainingDiverged
-from ..hashing import file_sha256
+from ..domain.hashing import file_sha256
 from .result import ArtefactError
-from .templates import fill, templates_for
+from ..domain.prompt_templates import fill, templates_for
 
 EMBEDDINGS_FILE = "learned_embeds.safetensors"
 TOKEN_MANIFEST = "lethe_token.json"

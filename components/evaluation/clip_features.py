@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..model_loading import ModelLoadError
+from ..models.loading import ModelLoadError
 
 
 @dataclass

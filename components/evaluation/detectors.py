@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from ..erasure.request import Concept
-from ..model_loading import ModelLoadError
+from ..models.loading import ModelLoadError
 
 
 class PresenceDetector(Protocol):
@@ -138,7 +138,7 @@ def cannot_judge(config, concept_name: str, concept_kind: str = "object") -> str
     file is imported and its optional `can_judge` asked."""
     import json
 
-    from ..prompt_terms import names
+    from ..domain.prompt_terms import names
 
     if config.kind == "toy":
         try:

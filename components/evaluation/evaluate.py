@@ -335,7 +335,7 @@ def evaluate_result(model, result, request: ErasureRequest, config, progress: bo
     `cache_folder`, the original model's images are read from / written to that cache."""
     from .image_cache import OriginalImageCache
 
-    from ..model_loading import resolve_dtype
+    from ..models.loading import resolve_dtype
     from .clip_features import load_clip
     from .detectors import load_detector
 

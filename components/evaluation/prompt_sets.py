@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..erasure.request import Concept, ErasureRequest
-from ..erasure.templates import templates_for
-from ..prompt_terms import first_named, names, same_prompt
+from ..domain.prompt_templates import templates_for
+from ..domain.prompt_terms import first_named, names, same_prompt
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..image_grid import Cell, labelled_grid
+from .image_grid import Cell, labelled_grid
 from .decision import Decision
 
 REPORT_HTML, GRID_PNG, METRICS_JSON = "report.html", "grid.png", "metrics.json"
@@ -268,7 +268,7 @@ def _plain(value):
 
 
 def identifiers_for(ticket=None, model=None, result=None, extra: dict | None = None) -> dict[str, str]:
-    """The report's identity table from a components.ticket.Ticket, a model_loading.LoadedModel and an
+    """The report's identity table from a components.domain.ticket.Ticket, a model_loading.LoadedModel and an
     ErasureResult (any may be missing)."""
     ids: dict[str, str] = {}
     if ticket is not None:

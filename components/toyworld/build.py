@@ -145,7 +145,7 @@ def measure_world(world_dir: Path, images_per_caption: int, held_out: int = 2000
     """The world's quality bar: prompt fidelity, detector and CLIP accuracy on held-out images."""
     from transformers import CLIPModel, CLIPProcessor
 
-    from ..model_loading import load_pipeline
+    from ..models.loading import load_pipeline
     from .detector import ConceptDetector
     from .fidelity import measure_fidelity
     from .train_clip import clip_zero_shot_accuracy

@@ -12,13 +12,13 @@ import hashlib
 import json
 from pathlib import Path
 
-from .evaluation.decision import decide, limits_of
-from .hashing import file_sha256
-from .image_validation import ImageValidationError, validate_images
+from ..evaluation.decision import decide, limits_of
+from ..domain.hashing import file_sha256
+from ..validation.image_validation import ImageValidationError, validate_images
 from .resolved_inputs import ResolvedInputs, resolve_inputs
-from .run_config import RunConfig, load_run_config
-from .takedown_batch import EvaluationSummary
-from .ticket import LoadedTicket, load_ticket
+from ..config.run_config import RunConfig, load_run_config
+from .batch import EvaluationSummary
+from ..domain.ticket import LoadedTicket, load_ticket
 
 VALIDATION_JSON = "validation.json"
 TRAINING_STARTED_JSON = "training_started.json"
@@ -27,7 +27,7 @@ TRAINING_STARTED_JSON = "training_started.json"
 def run_key(ticket_path: str | Path, config_path: str | Path) -> str:
     """Identifies a takedown's inputs: the ticket file, its images and the run config by content, and the
     base model's files by name, size and mtime (cheap; a changed model must not hit an old run's cache)."""
-    from .model_loading import ModelLoadError, files_fingerprint, resolve_folder
+    from ..models.loading import ModelLoadError, files_fingerprint, resolve_folder
 
     loaded, config = load_ticket(ticket_path), load_run_config(config_path)
     b = config.base_model
@@ -65,7 +65,7 @@ def validate_and_resolve(ticket_path: str | Path, config_path: str | Path, key: 
 
 
 # The stages that load the model, by their takedown step's name: each loads it on its step's compute profile's
-# device, so a step asks only for the device its pod was given (components/cluster_placement.py).
+# device, so a step asks only for the device its pod was given (components/config/cluster_placement.py).
 MODEL_STEPS = ("learn_concept_token", "train_unlearning", "evaluate_adapter")
 
 
@@ -83,7 +83,7 @@ def stage_model(inputs: ResolvedInputs, config: RunConfig, step: str):
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
-    from .model_loading import shared_pipeline
+    from ..models.loading import shared_pipeline
 
     # Each step loads the model; their loading bars would bury the pipeline's own step-by-step output.
     diffusers_logging.disable_progress_bar()
@@ -94,8 +94,8 @@ def stage_model(inputs: ResolvedInputs, config: RunConfig, step: str):
 def learn_concept_token(inputs: ResolvedInputs, progress: bool = False):
     """Stage 2: textual inversion on the original model (a LearnedToken); every method's evaluation reuses the
     token as the recovery attack's control, and method A erases through it. learn_token refuses a non-finite one."""
-    from .erasure.request import ErasureRequest
-    from .erasure.textual_inversion import learn_token
+    from ..erasure.request import ErasureRequest
+    from ..erasure.textual_inversion import learn_token
 
     loaded, config = inputs.ticket(), inputs.config()
     model = stage_model(inputs, config, "learn_concept_token")
@@ -106,8 +106,8 @@ def learn_concept_token(inputs: ResolvedInputs, progress: bool = False):
 def request_for(loaded: LoadedTicket, config: RunConfig, token=None):
     """The ticket as an erasure request, with the evaluation's prompt sets in it: training erases every way
     of asking that is measured and keeps the retain corpus' training part (never its held-out part)."""
-    from .erasure.request import ErasureRequest
-    from .evaluation.prompt_sets import with_prompt_sets
+    from ..erasure.request import ErasureRequest
+    from ..evaluation.prompt_sets import with_prompt_sets
 
     request = ErasureRequest.from_ticket(loaded, seed=config.runtime.seed, learned_token=token)
     return with_prompt_sets(request, config.evaluation)
@@ -116,7 +116,7 @@ def request_for(loaded: LoadedTicket, config: RunConfig, token=None):
 def train_unlearning(inputs: ResolvedInputs, token, work: Path, progress: bool = False, erasure=None):
     """Stage 3: the configured erasure method (an ErasureResult; erase() refuses one with non-finite weights).
     `erasure` overrides the config's erasure settings (the CLI's --method)."""
-    from .erasure.methods import erase
+    from ..erasure.methods import erase
 
     loaded, config = inputs.ticket(), inputs.config()
     erasure = erasure or config.erasure
@@ -131,8 +131,8 @@ def evaluate(inputs: ResolvedInputs, token, result, report_dir: Path, progress: 
              cache_folder: Path | None = None, identifiers: dict | None = None) -> EvaluationSummary:
     """Stage 4: metrics and the report (report.html, grid.png, metrics.json, the attack's token) in `report_dir`;
     the original model's images come from `cache_folder` when they were drawn before (image_cache)."""
-    from .evaluation.evaluate import evaluate_result
-    from .evaluation.report import identifiers_for, write_report
+    from ..evaluation.evaluate import evaluate_result
+    from ..evaluation.report import identifiers_for, write_report
 
     loaded, config = inputs.ticket(), inputs.config()
     model = stage_model(inputs, config, "evaluate_adapter")
@@ -160,7 +160,7 @@ def register(inputs: ResolvedInputs, token, result, evaluation: EvaluationSummar
              registry, run_id: str | None = None):
     """Stage 5: a pending registry version with every artefact and the lineage tags (a RegisteredVersion).
     `work`: where the artefacts are written for the upload."""
-    from .lineage import lineage_tags
+    from ..registry.lineage import lineage_tags
 
     work.mkdir(parents=True, exist_ok=True)
     loaded, config = inputs.ticket(), inputs.config()
@@ -183,7 +183,7 @@ def register(inputs: ResolvedInputs, token, result, evaluation: EvaluationSummar
 
 def gate(version, metrics: dict, ticket_id: str, config: RunConfig, registry, aliases: tuple[str, ...] = ("champion",)):
     """Stage 6: promote (aliases) only on a passing decision; otherwise tag the version rejected."""
-    from .registry import alias_for_ticket
+    from ..registry.model_registry import alias_for_ticket
 
     decision = decide(metrics, config.thresholds)
     checks = [c.reason for c in decision.checks]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .file_errors import UnreadableFile, read_regular_file
+from ..domain.file_errors import UnreadableFile, read_regular_file
 
 HASH_BITS = 64
 STATS_SIDE = 256

@@ -76,7 +76,7 @@ def pipeline_settings(stack: StackConfig | None, scheduled: bool = False) -> dic
 
 
 def step_settings(config: RunConfig, stack: StackConfig | None, step: str) -> dict:
-    """Settings for one takedown step (components.run_config.TAKEDOWN_STEPS) from its compute profile."""
+    """Settings for one takedown step (components.config.run_config.TAKEDOWN_STEPS) from its compute profile."""
     profile = config.compute.profile(step)
     if not profile.resource_settings():
         return {}  # the orchestrator's defaults and the pipeline-wide settings (no GPU) place it

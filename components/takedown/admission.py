@@ -1,9 +1,9 @@
 """The checks every door runs on a ticket before anything is copied, started or trained.
 
 `lethe check ticket`, `lethe takedown`, `lethe submit` and the sweep's validate stage all refuse the
-same inputs with the same messages: the ticket file and its schema (components/ticket.py), the ticket
+same inputs with the same messages: the ticket file and its schema (components/domain/ticket.py), the ticket
 against the run config it is run with (its target model, a concept the detector can judge), then the
-image set (the Great Expectations suite, components/image_validation.py). Each raises an input error
+image set (the Great Expectations suite, components/validation/image_validation.py). Each raises an input error
 (exit code 2): InputFileError or ImageValidationError.
 """
 from __future__ import annotations
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .file_errors import InputFileError
-from .ticket import LoadedTicket, load_ticket
+from ..domain.file_errors import InputFileError
+from ..domain.ticket import LoadedTicket, load_ticket
 
 if TYPE_CHECKING:
-    from .image_validation import ValidationReport
+    from ..validation.image_validation import ValidationReport
 
 
 def model_names(base_model) -> list[str]:
@@ -28,7 +28,7 @@ def model_names(base_model) -> list[str]:
 
 def ticket_config_problems(loaded: LoadedTicket, config, config_path: str | Path) -> list[tuple[str, str]]:
     """(field, rule) for each way the ticket does not fit the run config (run_config.RunConfig)."""
-    from .evaluation.detectors import cannot_judge
+    from ..evaluation.detectors import cannot_judge
 
     ticket, problems = loaded.ticket, []
     accepted = model_names(config.base_model)
@@ -61,7 +61,7 @@ class Admitted:
 
 def admit(ticket_path: str | Path, config, config_path: str | Path) -> Admitted:
     """Every check, in order; raises the first input error (InputFileError, then ImageValidationError)."""
-    from .image_validation import ImageValidationError, validate_images
+    from ..validation.image_validation import ImageValidationError, validate_images
 
     loaded = load_ticket(ticket_path)
     check_ticket_meets_config(loaded, config, config_path, ticket_path)

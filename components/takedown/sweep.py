@@ -2,21 +2,21 @@
 
 A ticket whose exact content (ticket + image bytes) is already registered is skipped; a ticket that
 cannot even be read is recorded as bad input at the door. What happens to a ticket that fails later is
-the batch's rule (components/takedown_batch.py: advance): it keeps its error and the others go on.
+the batch's rule (components/takedown/batch.py: advance): it keeps its error and the others go on.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from .inbox import TICKET_SUFFIXES
-from .takedown_batch import TakedownBatch, TicketRun, error_record
+from .batch import TakedownBatch, TicketRun, error_record
 
 
 def pending_tickets(inbox: Path, registry, registry_name: str, config_path: str) -> TakedownBatch:
     """One run per ticket file under `inbox`: to do (with its run key), skipped (already registered:
     `skipped_version`) or failed at the door (`error`, a bad ticket file)."""
-    from .takedown import run_key
-    from .ticket import content_sha256, load_ticket
+    from .stages import run_key
+    from ..domain.ticket import content_sha256, load_ticket
 
     runs = []
     # Not only regular files: a FIFO or a broken link named like a ticket is recorded as a bad ticket (never opened).

@@ -10,9 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .erasure.methods import METHODS
-from .erasure.templates import CONCEPT_KINDS
-from .file_errors import load_validated, write_json_schema
+from ..erasure.methods import METHODS
+from ..domain.prompt_templates import CONCEPT_KINDS
+from ..domain.file_errors import load_validated, write_json_schema
 
 
 def _refuse_moved(data, key: str, message: str):
@@ -288,7 +288,7 @@ class ImageValidation(Strict):
     max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     near_duplicate_bits: int = Field(default=4, ge=0, le=64, description="Two images whose 64-bit perceptual hashes differ "
                                      "in at most this many bits are near duplicates.")
-    # Content rules: an image must be able to show the concept. Measured (components/image_facts.py) on the
+    # Content rules: an image must be able to show the concept. Measured (components/validation/image_facts.py) on the
     # example ticket, 2000 renders of the toy world's render_shape, 300 synthetic photo-like images (gradient,
     # shapes, blur, noise, JPEG 60-91) at 33-1024 px, and real photos (scikit-learn's china/flower, matplotlib's
     # grace_hopper and two logos, whole and as thumbnails down to 32 px) against uniform colours, i.i.d. noise
@@ -352,8 +352,8 @@ class Thresholds(Strict):
                                               "None: reported only.")
 
 
-# The takedown pipeline's steps (pipelines/takedown_pipeline.py), by which the compute block places them; the sweep
-# pipeline's steps run the same stages and are placed by these names too (pipelines/sweep_pipeline.py: STAGES).
+# The stage steps both pipelines run (pipelines/takedown_pipeline.py, sweep_pipeline.py), by whose names the compute
+# block places them; the steps around them (admit_ticket, find_pending_tickets, flag_failures) load no model.
 TAKEDOWN_STEPS = ("validate_ticket_images", "learn_concept_token", "train_unlearning", "evaluate_adapter",
                   "register_adapter", "gate")
 TakedownStep = Literal[TAKEDOWN_STEPS]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from .erasure.templates import CONCEPT_KINDS
+from .prompt_templates import CONCEPT_KINDS
 from .file_errors import InputFileError, file_problem, load_validated, write_json_schema
 from .hashing import file_sha256
 from .prompt_terms import first_named
@@ -39,7 +39,7 @@ def hidden_character(text: str, free_text: bool = False) -> str | None:
     return None
 
 
-# One member per kind in CONCEPT_KINDS (components/erasure/templates.py), named as its value: ConceptKind.object.
+# One member per kind in CONCEPT_KINDS (components/domain/prompt_templates.py), named as its value: ConceptKind.object.
 ConceptKind = Enum("ConceptKind", [(kind, kind) for kind in CONCEPT_KINDS], type=str, module=__name__)
 
 

@@ -11,8 +11,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from .hashing import file_sha256
-from .ticket import content_sha256
+from ..domain.hashing import file_sha256
+from ..domain.ticket import content_sha256
 
 LIBRARIES = ("lethe", "torch", "diffusers", "transformers", "peft", "safetensors", "numpy", "great_expectations",
              "mlflow", "zenml")

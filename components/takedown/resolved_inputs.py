@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .model_loading import ModelIdentity, model_identity
-from .run_config import RunConfig, load_run_config
-from .ticket import LoadedTicket, load_ticket
+from ..models.loading import ModelIdentity, model_identity
+from ..config.run_config import RunConfig, load_run_config
+from ..domain.ticket import LoadedTicket, load_ticket
 
 
 class BaseModelRef(BaseModel):
@@ -36,7 +36,7 @@ class ResolvedInputs(BaseModel):
     ticket_path: str
     config_path: str
     ticket_id: str
-    run_key: str  # components.takedown.run_key: the inputs by content, which keys the work folder and the cache
+    run_key: str  # components.takedown.stages.run_key: the inputs by content, which keys the work folder and the cache
     base: BaseModelRef
 
     def ticket(self) -> LoadedTicket:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .file_errors import load_validated, write_json_schema
+from ..domain.file_errors import load_validated, write_json_schema
 from .run_config import Strict
 
 NAME = r"^[A-Za-z0-9][\w.-]*$"

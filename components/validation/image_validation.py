@@ -1,6 +1,6 @@
 """Validate a ticket's image set with Great Expectations 1.x (used directly, in an ephemeral context).
 
-The table of per-image facts (components/image_facts.py) is checked by one expectation suite built
+The table of per-image facts (components/validation/image_facts.py) is checked by one expectation suite built
 from the run config's `validation` block. Every failed expectation becomes one line per offending
 file, naming the file and the rule, and the whole GX result is kept as the run's artefact.
 """

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .ticket import LoadedTicket, content_sha256, load_ticket
+from ..domain.ticket import LoadedTicket, content_sha256, load_ticket
 
 TICKET_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -42,7 +42,7 @@ class Submitted:
 
 def submit(ticket_path: str | Path, inbox: str, config=None, config_path: str | Path | None = None) -> Submitted:
     """Validate the ticket and copy it into the inbox. With `config` (a RunConfig, read from `config_path`)
-    it gets every check a takedown would make first (components/admission.py: the ticket against the
+    it gets every check a takedown would make first (components/takedown/admission.py: the ticket against the
     config, the image rules); without, its schema only. Raises InputFileError / ImageValidationError
     before anything is copied."""
     if config is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .hashing import file_sha256
+from ..domain.hashing import file_sha256
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-from .evaluation.decision import Check, Decision
-from .file_errors import INPUT_ERROR_TYPES
-from .registry import RegisteredVersion
+from ..evaluation.decision import Check, Decision
+from ..domain.file_errors import INPUT_ERROR_TYPES
+from ..registry.model_registry import RegisteredVersion
 from .resolved_inputs import ResolvedInputs
 
 BATCH_JSON = "batch.json"
@@ -43,8 +43,8 @@ class EvaluationSummary:
 
 
 def _result_kinds():
-    from .erasure.result_kinds import load_result
-    from .erasure.textual_inversion import LearnedToken
+    from ..erasure.result_kinds import load_result
+    from ..erasure.textual_inversion import LearnedToken
 
     return {"token": LearnedToken.load, "result": load_result, "evaluation": EvaluationSummary.load}
 

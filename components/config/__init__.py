@@ -1,0 +1,1 @@
+"""Run and stack configs (pydantic schemas) and the per-step placement they give together."""

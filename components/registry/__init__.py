@@ -1,0 +1,1 @@
+"""The MLflow model registry: versions, aliases and the lineage recorded with them."""
