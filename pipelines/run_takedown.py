@@ -93,7 +93,7 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
 
 
 def outcome_of(ticket, run_name: str, stack: str) -> TakedownOutcome:
-    """A gated ticket (takedown_batch.TicketRun) as the CLI shows it; its report copied under the Lethe home."""
+    """A gated ticket (takedown.batch.TicketRun) as the CLI shows it; its report copied under the Lethe home."""
     from dataclasses import asdict
 
     from steps.work_folder import lethe_home

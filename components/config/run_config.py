@@ -75,7 +75,7 @@ class TextualInversionParams(Strict):
     placeholder: str = Field(default="<concept>", pattern=r"^<[\w-]+>$")
     init_word: str | None = None
     templates: list[str] | None = Field(default=None, description="TI's prompts, '{}' for the placeholder (method A's "
-                                        "token prompts too); None: the concept kind's templates (erasure/templates.py). "
+                                        "token prompts too); None: the concept kind's templates (domain/prompt_templates.py). "
                                         "A base model that knows only some forms of prompt (the toy world) names them.")
     timesteps: tuple[float, float] = Field(default=(0.0, 1.0), description="The share of the noise schedule TI trains "
                                            "on, (low, high) in [0, 1]: the noisier half decides shape and colour, the "

@@ -330,7 +330,7 @@ def _metrics(rows: list[PromptResult], clip, seed: int) -> dict[str, float | Non
 
 def evaluate_result(model, result, request: ErasureRequest, config, progress: bool = False,
                     cache_folder=None) -> EvaluationResult:
-    """Evaluate an ErasureResult against the base it was made from (model: a model_loading.LoadedModel):
+    """Evaluate an ErasureResult against the base it was made from (model: a models.loading.LoadedModel):
     CLIP and the detector load on the model's device, the erased model is a fused copy. With
     `cache_folder`, the original model's images are read from / written to that cache."""
     from .image_cache import OriginalImageCache

@@ -268,7 +268,7 @@ def _plain(value):
 
 
 def identifiers_for(ticket=None, model=None, result=None, extra: dict | None = None) -> dict[str, str]:
-    """The report's identity table from a components.domain.ticket.Ticket, a model_loading.LoadedModel and an
+    """The report's identity table from a components.domain.ticket.Ticket, a models.loading.LoadedModel and an
     ErasureResult (any may be missing)."""
     ids: dict[str, str] = {}
     if ticket is not None:

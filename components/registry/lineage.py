@@ -46,7 +46,7 @@ def _json(value) -> str:
 
 
 def lineage_tags(loaded_ticket, model, result, metrics: dict, config_name: str, run_id: str | None = None) -> dict[str, str]:
-    """loaded_ticket: ticket.LoadedTicket; model: model_loading.ModelIdentity (or a LoadedModel); result: an
+    """loaded_ticket: domain.ticket.LoadedTicket; model: models.loading.ModelIdentity (or a LoadedModel); result: an
     ErasureResult."""
     t = loaded_ticket.ticket
     tags = {

@@ -15,7 +15,7 @@ from ..domain.ticket import LoadedTicket, load_ticket
 
 
 class BaseModelRef(BaseModel):
-    """model_loading.ModelIdentity as plain data (an artefact a pod on another node can read)."""
+    """models.loading.ModelIdentity as plain data (an artefact a pod on another node can read)."""
     source: str
     revision: str | None
     folder: str
