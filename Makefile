@@ -8,13 +8,17 @@ STAMP  := $(VENV)/.lethe-installed
 export HF_HUB_OFFLINE := 1
 export ZENML_ANALYTICS_OPT_IN := false
 
-.PHONY: demo test lint venv lock clean-venv world
+.PHONY: demo test test-slow lint venv lock clean-venv world
 
 demo: $(STAMP)
 	$(BIN)/lethe demo
 
+# The default suite leaves out the tests marked slow (about 15 min on 2 cores); CI runs both.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 # ruff ([tool.ruff]) and the import contracts ([tool.importlinter]) in pyproject.toml.
 lint: $(STAMP)

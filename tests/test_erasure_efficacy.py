@@ -12,6 +12,9 @@ import torch
 from components.erasure.tensors import named_tensors
 from components.toyworld.fidelity import shape_rates
 
+# Each method at the toy config's full settings, 8 images per caption: minutes each (make test-slow).
+pytestmark = pytest.mark.slow
+
 B_MISSES = pytest.mark.xfail(
     reason="method B (pure text-encoder ascent, no retain term by design) misses the retain bar on the toy "
            "world after tuning: at the settings that remove circles, other shapes lose 3-30 points (BENCHMARKS.md)",

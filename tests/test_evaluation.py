@@ -109,6 +109,7 @@ def test_identical_models_change_nothing_and_an_unmeasured_attack_fails_the_gate
     assert "attack_success: not measured (a missing metric fails the gate)" in decision.reasons
 
 
+@pytest.mark.slow
 def test_a_harmful_adapter_that_also_wipes_out_another_shape_is_rejected_by_the_worst_drop(
         toy_world, small_config, erasure_results, circle_images):
     """Method C told to erase circle AND cross, judged as a circle ticket: forget is perfect, and with a broad

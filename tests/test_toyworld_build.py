@@ -54,6 +54,7 @@ def tiny_worlds(tmp_path_factory):
     return root, first, second
 
 
+@pytest.mark.slow
 def test_build_writes_a_loadable_world(tiny_worlds):
     from components.models.loading import load_pipeline
     from components.toyworld.detector import ConceptDetector
@@ -67,6 +68,7 @@ def test_build_writes_a_loadable_world(tiny_worlds):
     assert set(manifest["training_seconds"]) >= {"detector", "clip", "vae", "latents"}
 
 
+@pytest.mark.slow
 def test_build_is_deterministic(tiny_worlds):
     root, first, second = tiny_worlds
     for rel in ("sd/unet/diffusion_pytorch_model.safetensors", "sd/text_encoder/model.safetensors",

@@ -7,12 +7,15 @@ held-out rendered images; CLIP zero-shot >= 93%. The full measurement (32 per ca
 """
 import json
 
+import pytest
+
 from components.toyworld.fidelity import measure_fidelity
 from components.toyworld.train_clip import clip_zero_shot_accuracy
 from components.toyworld.train_detector import detector_accuracy
 from components.toyworld.world import CLIP_DIR, MANIFEST, PIPELINE_DIR
 
 
+@pytest.mark.slow
 def test_generated_images_follow_their_prompts(toy_world):
     model, detector = toy_world
     fidelity = measure_fidelity(model.pipeline, detector, images_per_caption=8, seed=777)
