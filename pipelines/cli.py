@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from components.erasure.methods import METHODS  # light (no torch): the --method help lists its keys
-from pipelines import cluster_commands, takedown_commands
+from pipelines import cluster_commands, release_commands, takedown_commands
 from pipelines.cli_common import DEFAULT_CONFIG, REPO_ROOT, _fail_input, _load_config, console, err_console
 
 app = typer.Typer(help="Lethe: erase a concept from a text-to-image model on a takedown ticket, prove it, audit it.",
@@ -318,6 +318,7 @@ def _print_world(manifest: dict) -> None:
 
 takedown_commands.add_commands(app)  # takedown, demo, sweep, audit
 cluster_commands.add_commands(app)  # stack, submit, schedule
+release_commands.add_commands(app)  # withdraw, release show|rollback|rebuild|export
 
 
 def _traceback_log() -> Path | None:

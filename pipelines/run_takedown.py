@@ -43,6 +43,12 @@ class TakedownOutcome:
     metrics: dict
     report_dir: str  # a local copy of the report, under the Lethe home
     stack: str
+    release: dict | None = None  # the candidate release it went into (None: the gate rejected the ticket)
+
+    @property
+    def promoted(self) -> bool:
+        """The ticket passed its gate and the release holding it is production."""
+        return bool(self.decision["passed"] and self.release and self.release["promoted"])
 
 
 def _prepare(stack_config):
@@ -88,7 +94,7 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
             ticket_path=str(ticket_path), config_path=str(config_path), ticket_id=loaded.ticket.ticket_id, run_key=key)
     except RuntimeError as err:
         raise (_failed_step(takedown_pipeline.name) or err) from err
-    (ticket,) = run.steps["gate"].outputs["outcomes"][0].load().runs
+    (ticket,) = run.steps["release"].outputs["released"][0].load().runs
     return outcome_of(ticket, run.name, stack)
 
 
@@ -102,11 +108,11 @@ def outcome_of(ticket, run_name: str, stack: str) -> TakedownOutcome:
     shutil.copytree(ticket.evaluation.report_dir, report, dirs_exist_ok=True)
     return TakedownOutcome(ticket_id=ticket.ticket_id, run_name=run_name, decision=ticket.decision.as_dict(),
                            version=asdict(ticket.version), metrics=ticket.evaluation.metrics, report_dir=str(report),
-                           stack=stack)
+                           stack=stack, release=ticket.release)
 
 
 def run_sweep(inbox: str, config_path: str | Path, stack_config=None):
-    """The sweep pipeline over `inbox`: its gate's outcome batch (every ticket: promoted, rejected, skipped, or
+    """The sweep pipeline over `inbox`: its release step's outcome batch (every ticket: promoted, rejected, skipped, or
     failed with its error), whether or not the run was flagged failed at the end."""
     import os
 
@@ -131,7 +137,7 @@ def run_sweep(inbox: str, config_path: str | Path, stack_config=None):
             raise (failed or err) from err
     run = Client().list_pipeline_runs(pipeline_name=sweep_pipeline.name, sort_by="desc:created", size=1,
                                       hydrate=True).items[0]
-    return run.steps["gate"].outputs["outcomes"][0].load(), run.name, stack
+    return run.steps["release"].outputs["released"][0].load(), run.name, stack
 
 
 def _check_tracking_server() -> None:

@@ -13,6 +13,7 @@ from steps.find_pending_tickets import find_pending_tickets
 from steps.flag_failures import flag_failures
 from steps.gate import gate
 from steps.learn_concept_token import learn_concept_token
+from steps.release import release
 from steps.register_adapter import register_adapter
 from steps.train_unlearning import train_unlearning
 from steps.validate_ticket_images import validate_ticket_images
@@ -24,6 +25,7 @@ STAGES = {"find_pending_tickets": None} | {name: name for name in TAKEDOWN_STEPS
 @pipeline(enable_cache=True)
 def sweep_pipeline(inbox: str, config_path: str) -> None:
     tickets = find_pending_tickets(inbox=inbox, config_path=config_path)
-    outcomes = gate(tickets=register_adapter(tickets=evaluate_adapter(tickets=train_unlearning(tickets=learn_concept_token(
-        tickets=validate_ticket_images(tickets=tickets))))))
+    tickets = learn_concept_token(tickets=validate_ticket_images(tickets=tickets))
+    tickets = register_adapter(tickets=evaluate_adapter(tickets=train_unlearning(tickets=tickets)))
+    outcomes = release(tickets=gate(tickets=tickets))
     flag_failures(outcomes=outcomes)

@@ -30,17 +30,22 @@ def _outcome_panel(outcome) -> Panel:
     from pipelines.local_stack import local_tracking_uri
 
     d = outcome.decision
-    lines = [f"[bold]{'PROMOTED' if d['passed'] else 'REJECTED'}[/] ticket {escape(outcome.ticket_id)}"]
+    lines = [f"[bold]{'PROMOTED' if outcome.promoted else 'REJECTED'}[/] ticket {escape(outcome.ticket_id)}"]
     for check in d["checks"]:
         mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]"
         lines.append(f"  {mark} {escape(check['reason'])}")
-    v = outcome.version
+    v, r = outcome.version, outcome.release
     lines += [f"registry: {escape(v['name'])} version {v['version']}"
-              + (" (aliases set)" if d["passed"] else " (tagged rejected; aliases untouched)"),
+              + (" (approved)" if d["passed"] else " (tagged rejected; aliases untouched)")]
+    if r is not None:
+        lines.append(f"release:  {escape(v['name'])}-release version {r['version']} with "
+                     f"{escape(', '.join(r['tickets']))}: " + ("[green]production[/]" if r["promoted"] else
+                     "[red]REJECTED[/], production unchanged: " + escape("; ".join(r["reasons"]))))
+    lines += [
               f"report:   {escape(str(Path(outcome.report_dir) / 'report.html'))}",
               f"pipeline run: {escape(outcome.run_name)} on stack {escape(outcome.stack)}",
               f"MLflow UI: mlflow ui --backend-store-uri {escape(local_tracking_uri())}"]
-    return Panel("\n".join(lines), title="takedown", border_style="green" if d["passed"] else "red")
+    return Panel("\n".join(lines), title="takedown", border_style="green" if outcome.promoted else "red")
 
 
 def _run_one(ticket: Path, config: Path, stack=None):
@@ -70,7 +75,7 @@ def _run_one(ticket: Path, config: Path, stack=None):
         err_console.print(f"[bold red]failed:[/] {escape(str(ticket))}: {escape(str(err))}", highlight=False)
         return EXIT_FAILED, None
     console.print(_outcome_panel(outcome))
-    return (0 if outcome.decision["passed"] else EXIT_FAILED), outcome
+    return (0 if outcome.promoted else EXIT_FAILED), outcome
 
 
 def takedown(ticket: Path = typer.Argument(..., help="The takedown ticket (YAML or JSON) with its images beside it."),
@@ -157,8 +162,11 @@ def audit(ticket: Optional[str] = typer.Option(None, "--ticket", help="Every ver
     if not numbers:
         _fail_input(ValueError(f"no version of {name} was registered for ticket {ticket!r}"))
     records = [registry.version_record(name, n) for n in numbers]
+    from components.registry.release_registry import ReleaseRegistry, release_model_name
+
+    releases = ReleaseRegistry(registry).containing(release_model_name(name), ticket) if ticket else []
     if as_json:
-        print(json.dumps(records, indent=2, sort_keys=True))
+        print(json.dumps({"versions": records, "releases": releases} if ticket else records, indent=2, sort_keys=True))
         return
     for r in records:
         console.print(f"[bold]{escape(r['name'])} version {r['version']}[/]: {r['status']}, aliases "
@@ -170,6 +178,13 @@ def audit(ticket: Optional[str] = typer.Option(None, "--ticket", help="Every ver
         for metric, value in sorted(r["metrics"].items()):
             console.print(f"  metric {metric}: {value:.6g}", highlight=False)
         console.print(f"  artefacts: {', '.join(r['artefacts'])} (MLflow run {r['run_id']})", highlight=False)
+    for r in releases:
+        t = r["tags"]
+        console.print(f"[bold]in release {escape(r['name'])} version {r['version']}[/]: {r['status']}, aliases "
+                      f"{', '.join(r['aliases']) or 'none'}; {escape(t.get('release_reason', '?'))} by "
+                      f"{escape(t.get('release_actor', '?'))} at {escape(t.get('created_at', '?'))}", highlight=False)
+    if ticket and not releases:
+        console.print("in no release yet", highlight=False)
 
 
 def add_commands(app: typer.Typer) -> None:

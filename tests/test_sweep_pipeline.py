@@ -36,7 +36,11 @@ def test_a_sweep_run_promotes_the_good_ticket_flags_the_bad_one_and_skips_it_nex
     versions = registry(home).find_versions("lethe-toyworld")
     assert len(versions) == 1
     record = registry(home).version_record("lethe-toyworld", versions[0].version)
-    assert record["status"] == "approved" and "champion" in record["aliases"]
+    assert record["status"] == "approved" and record["aliases"] == ["ticket-toy-0001"]
+    # the night's approved tickets went into one release, now production
+    release = registry(home).version_record("lethe-toyworld-release", "1")
+    assert "production" in release["aliases"] and release["tags"]["release_reason"] == "sweep"
+    assert release["tags"]["tickets"] == '["TOY-0001"]'
     assert record["tags"]["content_sha256"] and record["tags"]["run_id"]
 
     second = sweep(home, inbox, config)

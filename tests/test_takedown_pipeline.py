@@ -67,13 +67,20 @@ def promoted(home, tmp_path_factory):
 def test_the_demo_ticket_is_registered_with_its_lineage_and_promoted(home, promoted):
     assert "PROMOTED ticket TOY-0001" in promoted.stdout and "lethe-toyworld version 1" in promoted.stdout
     record = registry(home).version_record("lethe-toyworld", "1")
-    assert record["status"] == "approved" and sorted(record["aliases"]) == ["champion", "ticket-toy-0001"]
+    assert record["status"] == "approved" and record["aliases"] == ["ticket-toy-0001"]  # the audit unit
     tags = record["tags"]
     for field in ("ticket_id", "concept", "kind", "requester", "legal_basis", "images", "base_model", "base_revision",
                   "base_weights_sha256", "method", "hyperparameters", "library_versions", "code_version", "run_id",
                   "decision_checks", "metric.forget_detection_rate", "metric.attack_success", "content_sha256"):
         assert tags.get(field), field
     assert tags["ticket_id"] == "TOY-0001" and tags["method"] == "closed_form"
+    # what is served: the first release, holding this one takedown, verified and made production
+    assert "release:  lethe-toyworld-release version 1 with TOY-0001: production" in promoted.stdout
+    release = registry(home).version_record("lethe-toyworld-release", "1")
+    assert release["status"] == "approved" and "production" in release["aliases"]
+    assert json.loads(release["tags"]["takedowns"]) == [{"ticket": "TOY-0001", "version": "1", "method": "closed_form",
+                                                         "content_sha256": tags["content_sha256"]}]
+    assert release["artefacts"] == ["record", "release", "report"]
     assert sorted(json.loads(tags["images"])) == [f"circle_{i}.png" for i in range(1, 6)]
     assert record["artefacts"] == ["adapter", "config", "report", "ticket", "token", "validation"]
     assert record["metrics"]["forget_detection_rate"] <= 0.1
@@ -93,14 +100,16 @@ def test_impossible_thresholds_give_a_rejected_version_and_no_alias(home, promot
     record = reg.version_record("lethe-toyworld", "2")
     assert record["status"] == "rejected" and record["aliases"] == []
     assert "kid:" in record["tags"]["decision_reasons"]
-    assert reg.aliases("lethe-toyworld") == {"champion": "1", "ticket-toy-0001": "1"}
+    assert reg.aliases("lethe-toyworld") == {"ticket-toy-0001": "1"}
+    assert reg.aliases("lethe-toyworld-release") == {"production": "1", "candidate": "1"}  # a rejected ticket: no release
 
 
 def test_audit_reads_the_lineage_back(home, promoted):
     result = lethe(home, "audit", "--ticket", "TOY-0001", "--json")
     assert result.returncode == 0, result.stderr
-    records = json.loads(result.stdout)
-    first = next(r for r in records if r["version"] == "1")
+    audit = json.loads(result.stdout)
+    first = next(r for r in audit["versions"] if r["version"] == "1")
+    assert [r["version"] for r in audit["releases"]][:1] == ["1"]  # every release that held the ticket
     assert first["tags"]["legal_basis"].startswith("Demonstration") and first["status"] == "approved"
     plain = lethe(home, "audit", "--version", "1")
     assert "requester: Example Rights Holder Ltd." in plain.stdout and "base_weights_sha256:" in plain.stdout
@@ -120,6 +129,7 @@ def test_sweep_skips_a_ticket_already_registered_and_reports_a_bad_one(home, pro
     assert len(registry(home).find_versions("lethe-toyworld")) == before  # nothing new registered
 
 
+@pytest.mark.slow
 def test_a_run_killed_during_training_resumes_from_cache_and_registers_once(home, promoted, tmp_path):
     config = small_config(tmp_path, "slow", erasure__method="te_ascent", erasure__te_ascent__epochs=150,
                           erasure__te_ascent__learning_rate=1e-5, thresholds__max_retain_clip_drop=1.0,
@@ -222,4 +232,4 @@ def test_a_takedown_hashes_the_base_weights_once_and_loads_the_model_at_most_onc
     counts = json.loads(result.stdout.split("COUNTS ", 1)[1])
     assert counts["hashes"] == 1
     assert counts["loads"] and len(counts["loads"]) == len(set(counts["loads"]))  # at most one load per step
-    assert set(counts["loads"]) <= {"learn_concept_token", "train_unlearning", "evaluate_adapter"}
+    assert set(counts["loads"]) <= {"learn_concept_token", "train_unlearning", "evaluate_adapter", "release"}

@@ -355,7 +355,7 @@ class Thresholds(Strict):
 # The stage steps both pipelines run (pipelines/takedown_pipeline.py, sweep_pipeline.py), by whose names the compute
 # block places them; the steps around them (admit_ticket, find_pending_tickets, flag_failures) load no model.
 TAKEDOWN_STEPS = ("validate_ticket_images", "learn_concept_token", "train_unlearning", "evaluate_adapter",
-                  "register_adapter", "gate")
+                  "register_adapter", "gate", "release")
 TakedownStep = Literal[TAKEDOWN_STEPS]
 
 

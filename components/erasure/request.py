@@ -9,7 +9,7 @@ from .concept import Concept
 from ..domain.prompt_templates import fill, templates_for
 
 if TYPE_CHECKING:
-    from ..domain.ticket import LoadedTicket
+    from ..domain.ticket import LoadedTicket, Ticket
     from .textual_inversion import LearnedToken
 
 
@@ -54,8 +54,14 @@ class ErasureRequest:
     @classmethod
     def from_ticket(cls, loaded: "LoadedTicket", seed: int = 0,
                     learned_token: "LearnedToken | None" = None) -> "ErasureRequest":
-        t = loaded.ticket
-        return cls(concepts=[Concept(t.concept, t.kind.value, tuple(t.aliases))], images=list(loaded.image_paths),
+        return cls.from_ticket_fields(loaded.ticket, list(loaded.image_paths), seed, learned_token)
+
+    @classmethod
+    def from_ticket_fields(cls, t: "Ticket", images: list[Path] | None = None, seed: int = 0,
+                           learned_token: "LearnedToken | None" = None) -> "ErasureRequest":
+        """From the ticket's fields alone (e.g. a registered ticket whose images are not at hand: a release
+        verifies an earlier concept's forget and retain sets without them)."""
+        return cls(concepts=[Concept(t.concept, t.kind.value, tuple(t.aliases))], images=list(images or []),
                    forget_prompts=list(t.forget_prompts), retain_prompts=list(t.retain_prompts),
                    paraphrases=list(t.paraphrases), neighbours=list(t.neighbours),
                    seed=seed, learned_token=learned_token)

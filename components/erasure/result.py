@@ -40,6 +40,11 @@ class ErasureResult(ABC):
         """Names ("component.param") of the base tensors that fusing this result overwrites."""
 
     @abstractmethod
+    def fused_tensors(self, pipe) -> dict:
+        """The new value of every tensor in changed_tensors() once fused into `pipe` (cpu tensors): what a
+        release composes."""
+
+    @abstractmethod
     def apply(self, pipe) -> None:
         """Attach the change to a pipeline the way a serving stack would load it."""
 

@@ -38,6 +38,9 @@ class WeightDelta(ErasureResult):
     def changed_tensors(self) -> list[str]:
         return sorted(self.tensors)
 
+    def fused_tensors(self, pipe) -> dict[str, torch.Tensor]:
+        return dict(self.tensors)
+
     def apply(self, pipe) -> None:
         check_base(pipe, self.base, f"{self.method} result")
         for name, value in self.tensors.items():

@@ -116,9 +116,11 @@ def _row(group: str, prompt: str, measure: str, score, before, after, label: str
 
 
 def evaluate(original, erased, request: ErasureRequest, config, clip, detector, progress: bool = False,
-             original_cache=None) -> EvaluationResult:
+             original_cache=None, attack_requests: list[ErasureRequest] | None = None) -> EvaluationResult:
     """original / erased: pipelines; config: the RunConfig; clip: ClipFeatures; detector: a PresenceDetector;
-    original_cache: an image_cache.OriginalImageCache for the original's images (None: draw them)."""
+    original_cache: an image_cache.OriginalImageCache for the original's images (None: draw them);
+    attack_requests: the concepts the recovery attack tries to bring back, one request each (default: `request`;
+    a release: the concepts it adds; [] runs no attack)."""
     ev, seed = config.evaluation, config.runtime.seed
     judge = _Judge(detector, clip)
     sets = evaluation_sets(request, ev)
@@ -145,7 +147,18 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
              for p in sets.paraphrases]
 
     t1 = time.perf_counter()
-    attack_rows, attack_token, notes = _token_attack(original, erased, request, config, judge, draw, progress)
+    attack_rows, attack_token, notes, strongest = [], None, [], -1.0
+    for attack_request in [request] if attack_requests is None else attack_requests:
+        rows_k, token_k, notes_k = _token_attack(original, erased, attack_request, config, judge, draw, progress)
+        offset = len({r.attack_run for r in attack_rows})
+        for r in rows_k:
+            r.attack_run += offset  # restarts of every attacked concept compete: the strongest one counts
+        rate = float(np.mean(np.concatenate([r.flags_after for r in rows_k]))) if rows_k else -1.0
+        if token_k is not None and rate > strongest:
+            attack_token, strongest = token_k, rate
+        attack_rows, notes = attack_rows + rows_k, notes + notes_k
+    if attack_requests == []:
+        notes.append("recovery attack not run: no concept to attack (a release that adds none)")
     rows += attack_rows
     attack_s = time.perf_counter() - t1
 
@@ -329,7 +342,7 @@ def _metrics(rows: list[PromptResult], clip, seed: int) -> dict[str, float | Non
 
 
 def evaluate_result(model, result, request: ErasureRequest, config, progress: bool = False,
-                    cache_folder=None) -> EvaluationResult:
+                    cache_folder=None, attack_requests: list[ErasureRequest] | None = None) -> EvaluationResult:
     """Evaluate an ErasureResult against the base it was made from (model: a models.loading.LoadedModel):
     CLIP and the detector load on the model's device, the erased model is a fused copy. With
     `cache_folder`, the original model's images are read from / written to that cache."""
@@ -342,4 +355,5 @@ def evaluate_result(model, result, request: ErasureRequest, config, progress: bo
     clip = load_clip(config.evaluation.clip_model, model.device, resolve_dtype(config.runtime.dtype))
     detector = load_detector(config.evaluation.detector, clip, model.device)
     cache = OriginalImageCache(cache_folder, model.weights_sha256, model.device, model.dtype) if cache_folder else None
-    return evaluate(model.pipeline, result.fused_copy(model.pipeline), request, config, clip, detector, progress, cache)
+    return evaluate(model.pipeline, result.fused_copy(model.pipeline), request, config, clip, detector, progress, cache,
+                    attack_requests)

@@ -60,8 +60,13 @@ class AdapterRegistry:
         found = self._call("reading the experiment", self.client.get_experiment_by_name, self.experiment)
         if found is not None:
             return found.experiment_id
-        return self._call("creating the experiment", self.client.create_experiment, self.experiment,
-                          artifact_location=self.artifact_location)
+        try:
+            return self.client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+        except Exception as err:  # noqa: BLE001 - another client may have created it since we looked
+            found = self._call("reading the experiment", self.client.get_experiment_by_name, self.experiment)
+            if found is not None:
+                return found.experiment_id
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: creating the experiment failed: {err}") from err
 
     def find_versions(self, name: str, **tags: str) -> list[RegisteredVersion]:
         """Versions of `name` whose lethe.<key> tags equal the given values, newest first."""
@@ -71,9 +76,9 @@ class AdapterRegistry:
                 for v in sorted(found, key=lambda v: int(v.version), reverse=True)]
 
     def register(self, name: str, artefacts: dict[str, Path], tags: dict[str, str], metrics: dict[str, float | None],
-                 run_name: str, description: str = "") -> RegisteredVersion:
+                 run_name: str, description: str = "", source_key: str = "adapter") -> RegisteredVersion:
         """One MLflow run holding the artefacts (folder or file per key), metrics and tags, and one new
-        version of `name` whose source is the run's `adapter` artefact; the version starts pending."""
+        version of `name` whose source is the run's `source_key` artefact; the version starts pending."""
         exp = self.experiment_id()
         tags = {TAG + k: str(v)[:MAX_TAG_VALUE] for k, v in tags.items()}
         run = self._call("starting a run", self.client.create_run, exp, run_name=run_name, tags=tags)
@@ -89,10 +94,16 @@ class AdapterRegistry:
                 if value is not None:
                     self._call("logging metrics", self.client.log_metric, run_id, metric, float(value))
             if not self._call("reading the model", self._exists, name):
-                self._call("creating the registered model", self.client.create_registered_model, name,
-                           description="Lethe unlearning adapters for one base model")
+                try:
+                    self.client.create_registered_model(
+                        name, description="Lethe releases of one base model" if source_key == "release"
+                        else "Lethe unlearning adapters for one base model")
+                except Exception as err:  # noqa: BLE001 - another client may have created it since we looked
+                    if not self._call("reading the model", self._exists, name):
+                        raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: creating the registered model "
+                                                  f"failed: {err}") from err
             version = self._call("creating the version", self.client.create_model_version, name,
-                                 f"{run.info.artifact_uri}/adapter", run_id=run_id, description=description,
+                                 f"{run.info.artifact_uri}/{source_key}", run_id=run_id, description=description,
                                  tags={**tags, TAG + "status": STATUS_PENDING})
         except RegistryUnavailable:
             self._call("closing the run", self.client.set_terminated, run_id, "FAILED")

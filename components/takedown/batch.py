@@ -68,6 +68,7 @@ class TicketRun:
     evaluation: EvaluationSummary | None = None
     version: RegisteredVersion | None = None
     decision: Decision | None = None
+    release: dict | None = None  # the candidate release this ticket went into (release_flow.ReleaseOutcome.as_dict)
 
     @property
     def active(self) -> bool:
@@ -79,7 +80,11 @@ class TicketRun:
         if self.error is not None:
             return "bad input" if self.error["bad_input"] else f"failed at {self.error['stage']}"
         if self.decision is not None:
-            return "promoted" if self.decision.passed else "rejected"
+            if not self.decision.passed:
+                return "rejected"
+            if self.release is not None and not self.release["promoted"]:
+                return "rejected in release"
+            return "promoted"
         return "not finished"
 
     def label(self) -> str:

@@ -66,7 +66,7 @@ def validate_and_resolve(ticket_path: str | Path, config_path: str | Path, key: 
 
 # The stages that load the model, by their takedown step's name: each loads it on its step's compute profile's
 # device, so a step asks only for the device its pod was given (components/config/cluster_placement.py).
-MODEL_STEPS = ("learn_concept_token", "train_unlearning", "evaluate_adapter")
+MODEL_STEPS = ("learn_concept_token", "train_unlearning", "evaluate_adapter", "release")
 
 
 def model_device(config: RunConfig, step: str) -> str | None:
@@ -181,8 +181,9 @@ def register(inputs: ResolvedInputs, token, result, evaluation: EvaluationSummar
                                          f"(ticket {loaded.ticket.ticket_id}) with {result.method}")
 
 
-def gate(version, metrics: dict, ticket_id: str, config: RunConfig, registry, aliases: tuple[str, ...] = ("champion",)):
-    """Stage 6: promote (aliases) only on a passing decision; otherwise tag the version rejected."""
+def gate(version, metrics: dict, ticket_id: str, config: RunConfig, registry, aliases: tuple[str, ...] = ()):
+    """Stage 6: approve the ticket's version (its `ticket-<id>` alias) only on a passing decision; otherwise tag it
+    rejected. What is served is decided by the release stage (releasing.py): `production` on the release model."""
     from ..registry.model_registry import alias_for_ticket
 
     decision = decide(metrics, config.thresholds)

@@ -1,0 +1,88 @@
+"""Time to build and verify a release of 1, 2, 3 and 4 concepts on the toy world (CPU), and what it measured.
+
+    python -m benchmarks.release_scaling [--out out/bench/release_scaling.json] [--method closed_form]
+
+Per shape a fresh ticket (benchmarks.fresh_tickets), one takedown by the method, registered and approved
+in a temporary sqlite registry; then the release flow adds them one by one (each release: production plus
+one ticket, verified for every concept in it with the config's default evaluation, the attack on the new
+concept). Reported per release: concepts, build (compose) and verify seconds, the verdict, and per
+concept its forget rate (95% upper end) with the joint retain and neighbour drops: the interference.
+The original model's images come from one image cache, as in production (the first release fills it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.fresh_tickets import write_ticket
+
+SHAPES = ("circle", "square", "triangle", "cross")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("out/bench/release_scaling.json"))
+    parser.add_argument("--method", default="closed_form")
+    parser.add_argument("--config", type=Path, default=Path("configs/toy.yaml"))
+    args = parser.parse_args()
+
+    from components.config.run_config import load_run_config
+    from components.domain.ticket import content_sha256, load_ticket
+    from components.erasure.methods import erase
+    from components.erasure.request import ErasureRequest
+    from components.evaluation.prompt_sets import with_prompt_sets
+    from components.models.loading import load_pipeline
+    from components.registry.model_registry import AdapterRegistry
+    from components.registry.release_registry import ReleaseRegistry
+    from components.release.building import load_takedown
+    from components.release.release_flow import change_release
+
+    config = load_run_config(args.config)
+    config = config.model_copy(update={"erasure": config.erasure.model_copy(update={"method": args.method})})
+    tmp = Path(tempfile.mkdtemp(prefix="lethe-release-bench-"))
+    registry = AdapterRegistry(f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=(tmp / "artifacts").as_uri())
+    releases = ReleaseRegistry(registry)
+    model = load_pipeline(config.base_model.source, dtype=config.runtime.dtype)
+    rows = []
+    for k, shape in enumerate(SHAPES):
+        ticket = write_ticket(tmp / "tickets" / shape, shape, seed=300 + k)
+        loaded = load_ticket(ticket)
+        request = with_prompt_sets(ErasureRequest.from_ticket(loaded, seed=config.runtime.seed), config.evaluation)
+        t0 = time.perf_counter()
+        result = erase(model.pipeline, request, config.erasure)
+        erase_s = time.perf_counter() - t0
+        version = registry.register(config.base_model.registry_name, {"adapter": result.save(tmp / "adapters" / shape),
+                                                                      "ticket": ticket},
+                                    {"ticket_id": loaded.ticket.ticket_id, "content_sha256": content_sha256(loaded)}, {},
+                                    run_name=shape)
+        registry.promote(version, [], ["approved (benchmark)"])
+        takedown = load_takedown(registry, config.base_model.registry_name, version.version)
+
+        t0 = time.perf_counter()
+        outcome = change_release(model, config, registry, releases, "takedown", "benchmark", tmp / f"r{k + 1}",
+                                 add=[takedown], new_requests={takedown.entry.ticket_id: request},
+                                 cache_folder=tmp / "image-cache")
+        total = time.perf_counter() - t0
+        summary = json.loads((outcome.report_dir / "release.json").read_text())
+        metrics = json.loads((outcome.report_dir / "metrics.json").read_text())["metrics"]
+        row = {"concepts": k + 1, "names": list(summary["per_concept"]), "erase_s": round(erase_s, 1),
+               "compose_s": round(outcome.candidate.compose_s, 2), "release_s": round(total, 1),
+               "promoted": outcome.promoted, "reasons": outcome.decision.reasons,
+               "per_concept": {n: {"forget": m["forget_detection_rate"], "forget_high": m["forget_detection_rate_ci95_high"],
+                                   "worst": m["forget_worst_rate"], "worst_prompt": m["worst_prompt"]}
+                               for n, m in summary["per_concept"].items()},
+               "retain_accuracy_drop": metrics.get("retain_accuracy_drop"),
+               "retain_worst_drop": metrics.get("retain_worst_drop"),
+               "neighbour_accuracy_drop": metrics.get("neighbour_accuracy_drop"),
+               "attack_success": metrics.get("attack_success")}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
