@@ -116,7 +116,7 @@ def test_stack_register_needs_the_named_secrets_then_registers_and_updates(regis
 
 
 def test_kubernetes_step_pods_are_valid_and_share_the_volume_account_and_image(kubernetes):
-    for pipeline, count in (("takedown_pods", 7), ("sweep_pods", 8)):
+    for pipeline, count in (("takedown_pods", 8), ("sweep_pods", 9)):
         pods = kubernetes[pipeline]
         assert len(pods) == count
         for pod in pods.values():
@@ -136,7 +136,7 @@ def test_kubernetes_gives_every_step_that_loads_the_model_on_cuda_the_gpu_node(p
     for pipeline in ("takedown", "sweep"):
         pods, on_cuda = probed[f"{pipeline}_pods"], cuda_steps(probed, pipeline, config)
         assert set(pods) == set(probed["stages"][pipeline])  # every step's stage is known
-        assert len(on_cuda) == 3  # TI, training, evaluation: a config that lost them must show up here
+        assert len(on_cuda) == 4  # TI, training, evaluation, release: a config that lost them must show up here
         for name in on_cuda:
             spec, container = pods[name]["spec"], pods[name]["spec"]["containers"][0]
             assert container["resources"]["limits"]["nvidia.com/gpu"] == "1", name  # a string: a number is rejected
@@ -188,10 +188,10 @@ def _kfp_tasks(kubeflow: dict) -> dict:
     return kubeflow["takedown_kfp"]["root"]["dag"]["tasks"]
 
 
-def test_the_kubeflow_spec_has_the_seven_tasks_in_order(kubeflow):
+def test_the_kubeflow_spec_has_the_eight_tasks_in_order(kubeflow):
     tasks = _kfp_tasks(kubeflow)
     chain = ["admit-ticket", "validate-ticket-images", "learn-concept-token", "train-unlearning", "evaluate-adapter",
-             "register-adapter", "gate"]
+             "register-adapter", "gate", "release"]
     assert set(tasks) == set(chain)
     for before, after in zip(chain, chain[1:]):
         assert before in tasks[after]["dependentTasks"]
@@ -204,7 +204,7 @@ def test_kubeflow_gives_every_step_that_loads_the_model_on_cuda_its_cpu_request(
     probed = probes("kubeflow", config)
     for pipeline in ("takedown", "sweep"):
         executors, on_cuda = _kfp_executors(probed, pipeline), cuda_steps(probed, pipeline, config)
-        assert len(on_cuda) == 3
+        assert len(on_cuda) == 4
         assert {name for name, container in executors.items() if container.get("resources")} == on_cuda
         for name in on_cuda:
             assert float(executors[name]["resources"]["resourceCpuLimit"]) == 4, name  # ZenML sends "4.0"

@@ -38,7 +38,7 @@ def test_placement_asks_for_the_gpu_exactly_on_the_steps_whose_profile_has_one()
     sd21, toy = load_run_config(REPO / "configs" / "sd21.yaml"), load_run_config(REPO / "configs" / "toy.yaml")
     k8s, kfp, local = (load_stack_config(STACKS / f"{n}.yaml") for n in ("kubernetes", "kubeflow", "local"))
     gpu_steps = {step for step in TAKEDOWN_STEPS if sd21.compute.profile(step).gpu_count}
-    assert gpu_steps == {"learn_concept_token", "train_unlearning", "evaluate_adapter"}
+    assert gpu_steps == {"learn_concept_token", "train_unlearning", "evaluate_adapter", "release"}
     for step in gpu_steps:
         pod = step_settings(sd21, k8s, step)["orchestrator"]["pod_settings"]
         assert pod["resources"] == {"requests": {"cpu": "4", "memory": "32Gi"},
@@ -74,7 +74,8 @@ def test_both_pipelines_place_each_step_by_the_stage_it_runs():
     sweep = steps_settings(sd21, k8s, SWEEP)
     assert sweep == steps_settings(sd21, k8s, TAKEDOWN) and sweep["train_unlearning"]
     assert not {"find_pending_tickets", "flag_failures", "admit_ticket"} & set(sweep)  # run no stage: placed pipeline-wide
-    assert set(steps_settings(sd21, None, SWEEP)) == {"learn_concept_token", "train_unlearning", "evaluate_adapter"}
+    assert set(steps_settings(sd21, None, SWEEP)) == {"learn_concept_token", "train_unlearning", "evaluate_adapter",
+                                                      "release"}
 
 
 class AskedFor(Exception):
@@ -107,9 +108,19 @@ def test_each_stage_loads_the_model_on_its_steps_profile_device_and_register_loa
                                               files_fingerprint=""))
     monkeypatch.setattr(model_loading, "shared_pipeline", shared_pipeline)
     run_config = load_run_config(path)
+    from components.evaluation.decision import Decision
+    from components.registry.model_registry import RegisteredVersion
+    from components.takedown.batch import TakedownBatch, TicketRun
+    from components.takedown.releasing import release_batch
+
+    # the release stage: a ticket its gate approved, on its way into the candidate release
+    approved = TicketRun(ticket_path=str(EXAMPLE_TICKET), ticket_id="TOY-0001", run_key="key", inputs=inputs, token="token",
+                         result=SimpleNamespace(method="closed_form"), version=RegisteredVersion("m", "1", "r", "s"),
+                         decision=Decision(True, ()))
     calls = {"learn_concept_token": lambda: stages.learn_concept_token(inputs, tmp_path),
              "train_unlearning": lambda: stages.train_unlearning(inputs, "token", tmp_path),
-             "evaluate_adapter": lambda: stages.evaluate(inputs, "token", "adapter", tmp_path)}
+             "evaluate_adapter": lambda: stages.evaluate(inputs, "token", "adapter", tmp_path),
+             "release": lambda: release_batch(TakedownBatch(str(path), [approved]), None, tmp_path, "takedown")}
     assert set(calls) == set(stages.MODEL_STEPS)
     for step, stage in calls.items():
         with pytest.raises(AskedFor) as asked:
