@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.lethe-installed
 export HF_HUB_OFFLINE := 1
 export ZENML_ANALYTICS_OPT_IN := false
 
-.PHONY: demo test test-slow lint venv lock clean-venv world
+.PHONY: demo test test-slow test-heavy lint venv lock clean-venv world
 
 demo: $(STAMP)
 	$(BIN)/lethe demo
@@ -18,7 +18,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m "slow and not heavy"
+
+# Tests too long for CI next to the rest (the end-to-end release test: about 25 min on 2 cores).
+test-heavy: $(STAMP)
+	$(BIN)/python -m pytest -m heavy
 
 # ruff ([tool.ruff]) and the import contracts ([tool.importlinter]) in pyproject.toml.
 lint: $(STAMP)

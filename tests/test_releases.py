@@ -26,7 +26,8 @@ from conftest import REPO, toy_config_file
 # (withdrawal, rollback, export are behind that first promotion); issue 16 stays open meanwhile.
 NOT_YET = pytest.mark.xfail(strict=False, reason="two-concept release rejected by the neighbour bar at 8 images per "
                             "prompt (2/64 missed, upper end 10.7% > 10%); the later tests depend on it")
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore"), NOT_YET]
+# About 25 min on 2 cores (two A trainings, five verifications): `make test-heavy`, not CI.
+pytestmark = [pytest.mark.slow, pytest.mark.heavy, pytest.mark.filterwarnings("ignore"), NOT_YET]
 
 SMALL = {"erasure__lora_ti__adversary__tokens": 0,  # the adversary hardens A against the attack, not gated here
          "evaluation__attack": {"steps": 20, "restarts": [{"seed_offset": 0}], "templates": ["a {concept}"]},
