@@ -121,8 +121,7 @@ def rebuild(version: Optional[str] = typer.Option(None, "--version", help="Relea
             config: Path = typer.Option(DEFAULT_CONFIG, help="Run config (base model, registry name).")) -> None:
     """Rebuild a release from its registry record alone and check its weights hash (exit 1 if it differs)."""
     from components.registry.release_registry import release_model_name
-    from components.release.building import rebuild_weights_sha256
-    from components.release.record import RELEASE_JSON, ReleaseRecord
+    from components.release.building import read_record, rebuild_weights_sha256
 
     cfg = _load_config(config)
     name = release_model_name(cfg.base_model.registry_name)
@@ -130,7 +129,7 @@ def rebuild(version: Optional[str] = typer.Option(None, "--version", help="Relea
     version = version or releases.production_version(name)
     if version is None:
         _fail_input(ValueError(f"{name} has no production release"))
-    record = ReleaseRecord.from_dict(releases.record_data(name, version, RELEASE_JSON))
+    record = read_record(releases, name, version)
     found = rebuild_weights_sha256(_model(cfg).pipeline, registry, record)
     same = found == record.weights_sha256
     console.print(f"release {version}: rebuilt weights sha256 {found} "

@@ -17,7 +17,7 @@ import getpass
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 
 from .model_registry import TAG, AdapterRegistry, RegisteredVersion, RegistryUnavailable
@@ -54,12 +54,6 @@ class LockTimeout(RuntimeError):
     """Another promotion held the release lock for longer than we were willing to wait."""
 
 
-@dataclass(frozen=True)
-class ReleaseVersion:
-    version: RegisteredVersion
-    record: dict  # release.record.ReleaseRecord's JSON
-
-
 class ReleaseRegistry:
     def __init__(self, registry: AdapterRegistry):
         self.registry = AdapterRegistry(registry.tracking_uri, registry.registry_uri, RELEASE_EXPERIMENT,
@@ -73,10 +67,6 @@ class ReleaseRegistry:
         return self.registry.register(name, artefacts, tags, metrics, run_name=f"release of {name}",
                                       description=description, source_key="release")
 
-    def tag(self, version: RegisteredVersion, **tags: str) -> None:
-        for key, value in tags.items():
-            self.registry._tag(version, key, value)
-
     def set_candidate(self, version: RegisteredVersion) -> None:
         self.registry._call("setting alias candidate", self.client.set_registered_model_alias, version.name, CANDIDATE,
                             version.version)
@@ -85,18 +75,12 @@ class ReleaseRegistry:
                 wait_s: float = 120.0) -> None:
         """Move `production` to `version` if it still points at `expected` (None: no production yet);
         raise ProductionMoved otherwise. Records the checks and marks the version approved."""
-        with self.lock(version.name, wait_s):
-            found = self.production_version(version.name)
-            if found != expected:
-                raise ProductionMoved(expected, found)
+        with self._production_is(version.name, expected, wait_s):
             self.registry.promote(version, [PRODUCTION], checks)
 
     def move_production(self, name: str, version: str, expected: str | None, wait_s: float = 120.0) -> None:
         """A rollback: `production` to an earlier, already verified release (compare-and-set as above)."""
-        with self.lock(name, wait_s):
-            found = self.production_version(name)
-            if found != expected:
-                raise ProductionMoved(expected, found)
+        with self._production_is(name, expected, wait_s):
             self.registry._call("setting alias production", self.client.set_registered_model_alias, name, PRODUCTION,
                                 version)
 
@@ -148,6 +132,15 @@ class ReleaseRegistry:
     # --- the lock --------------------------------------------------------------------------------------
     def lock(self, name: str, wait_s: float):
         return _RegistryLock(self.registry, name.removesuffix(RELEASE_SUFFIX) + LOCK_SUFFIX, wait_s)
+
+    @contextmanager
+    def _production_is(self, name: str, expected: str | None, wait_s: float):
+        """The compare of the compare-and-set: hold the lock, and go on only if production is `expected`."""
+        with self.lock(name, wait_s):
+            found = self.production_version(name)
+            if found != expected:
+                raise ProductionMoved(expected, found)
+            yield
 
 
 class _RegistryLock:

@@ -45,18 +45,16 @@ class Candidate:
     release: WeightDelta
     takedowns: list[Takedown]
     based_on: str | None  # the production version it was built on (None: there was none)
-    previous: ReleaseRecord | None = None
     added: list[str] = field(default_factory=list)  # ticket ids this release adds
     removed: list[str] = field(default_factory=list)  # ticket ids this release drops
     compose_s: float = 0.0  # composing the weights (loading the takedowns from the registry not included)
 
 
-def load_takedown(registry: AdapterRegistry, name: str, version: str, seed: int = 0,
-                  require_approved: bool = True) -> Takedown:
+def load_takedown(registry: AdapterRegistry, name: str, version: str, seed: int = 0) -> Takedown:
     """A per-ticket version of `name` from the registry: refused unless the gate approved it."""
     record = registry.version_record(name, version)
     tags = record["tags"]
-    if require_approved and record["status"] != STATUS_APPROVED:
+    if record["status"] != STATUS_APPROVED:
         raise ReleaseError(f"{name} version {version} (ticket {tags.get('ticket_id')}) is {record['status']}, not "
                            f"{STATUS_APPROVED}: only takedowns the gate approved go into a release")
     client = registry.client
@@ -77,12 +75,15 @@ def load_takedown(registry: AdapterRegistry, name: str, version: str, seed: int 
     return Takedown(entry, result, ErasureRequest.from_ticket_fields(ticket, seed=seed))
 
 
+def read_record(releases: ReleaseRegistry, name: str, version: str) -> ReleaseRecord:
+    """The record stored with release `version` of the release model `name`."""
+    return ReleaseRecord.from_dict(releases.record_data(name, version, RELEASE_JSON))
+
+
 def production(releases: ReleaseRegistry, registry_name: str) -> tuple[str | None, ReleaseRecord | None]:
     name = release_model_name(registry_name)
     version = releases.production_version(name)
-    if version is None:
-        return None, None
-    return version, ReleaseRecord.from_dict(releases.record_data(name, version, RELEASE_JSON))
+    return (None, None) if version is None else (version, read_record(releases, name, version))
 
 
 def plan_candidate(previous: ReleaseRecord | None, add: list[ReleaseEntry], withdraw: list[str]) -> list[ReleaseEntry]:
@@ -118,7 +119,7 @@ def build(pipe, base_weights_sha256: str, registry: AdapterRegistry, releases: R
     record = record.with_weights(weights_sha256(release, base_weights_sha256))
     old = set(previous.tickets) if previous else set()
     new = set(record.tickets)
-    return Candidate(record, release, takedowns, based_on, previous, added=sorted(new - old), removed=sorted(old - new),
+    return Candidate(record, release, takedowns, based_on, added=sorted(new - old), removed=sorted(old - new),
                      compose_s=compose_s)
 
 

@@ -39,21 +39,23 @@ class CompositionError(ValueError):
 
 
 def composed_tensors(pipe, takedowns: list[ErasureResult]) -> dict[str, torch.Tensor]:
-    """The new value of every tensor some takedown changes, in the pipeline's dtype (cpu)."""
+    """The new value of every tensor some takedown changes, in the pipeline's dtype (cpu). The takedowns'
+    bases were checked against `pipe` by compose()."""
+    bases: dict[str, torch.Tensor] = {}
     sums: dict[str, torch.Tensor] = {}
     single: dict[str, torch.Tensor] = {}
     count: dict[str, int] = {}
     for result in takedowns:
-        check_base(pipe, result.base, f"{result.method} takedown of {', '.join(result.concepts)}")
         for name, value in sorted(result.fused_tensors(pipe).items()):
-            base = get_tensor(pipe, name).detach().to("cpu", torch.float32)
-            delta = value.detach().to("cpu", torch.float32) - base
-            sums[name] = sums.get(name, torch.zeros_like(base)) + delta
+            if name not in bases:
+                bases[name] = get_tensor(pipe, name).detach().to("cpu", torch.float32)
+            delta = value.detach().to("cpu", torch.float32) - bases[name]
+            sums[name] = sums.get(name, torch.zeros_like(bases[name])) + delta
             single[name], count[name] = value, count.get(name, 0) + 1
     out = {}
     for name, delta in sums.items():
         target = get_tensor(pipe, name)
-        value = single[name] if count[name] == 1 else get_tensor(pipe, name).detach().to("cpu", torch.float32) + delta
+        value = single[name] if count[name] == 1 else bases[name] + delta
         value = value.detach().to("cpu", target.dtype).contiguous()
         if not torch.isfinite(value).all():
             raise CompositionError(f"{name}: the composed release has non-finite values")
@@ -104,11 +106,11 @@ def compose(pipe, entries: list[ReleaseEntry], takedowns: list[ErasureResult]) -
         if result.method != entry.method:
             raise CompositionError(f"ticket {entry.ticket_id}: its record says method {entry.method!r}, "
                                    f"the stored takedown was made by {result.method!r}")
+    for result in takedowns:
+        check_base(pipe, result.base, f"{result.method} takedown of {', '.join(result.concepts)}")
     closed = [i for i, r in enumerate(takedowns) if r.method == CLOSED_FORM]
     parts = list(takedowns)
     if len(closed) > 1:  # one solve for every C concept; the others are merged as differences
-        for result in takedowns:
-            check_base(pipe, result.base, f"{result.method} takedown of {', '.join(result.concepts)}")
         joint = joint_closed_form(pipe, [entries[i] for i in closed], [takedowns[i] for i in closed])
         parts = [joint] + [r for i, r in enumerate(takedowns) if i not in closed]
     values = composed_tensors(pipe, parts)

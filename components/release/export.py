@@ -14,7 +14,7 @@ from ..domain.hashing import file_sha256
 from ..erasure.result_kinds import load_result
 from ..registry.release_registry import release_model_name
 from .composition import weights_sha256
-from .record import RELEASE_JSON, ReleaseRecord
+from .building import read_record
 
 MANIFEST = "lethe_release_manifest.json"
 
@@ -35,7 +35,7 @@ def export_release(model, registry, releases, registry_name: str, out: Path, ver
         if not overwrite:
             raise ExportError(f"{out} exists and is not empty; give an empty folder (or --overwrite)")
         shutil.rmtree(out)
-    record = ReleaseRecord.from_dict(releases.record_data(name, version, RELEASE_JSON))
+    record = read_record(releases, name, version)
     if record.base_weights_sha256 != model.weights_sha256:
         raise ExportError(f"release {version} was built on base weights {record.base_weights_sha256[:12]}…, the loaded "
                           f"base model has {model.weights_sha256[:12]}…")

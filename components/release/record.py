@@ -55,9 +55,6 @@ class ReleaseRecord:
     def concepts(self) -> list[str]:
         return [e.concept for e in self.entries]
 
-    def entry(self, ticket_id: str) -> ReleaseEntry | None:
-        return next((e for e in self.entries if e.ticket_id == ticket_id), None)
-
     def with_weights(self, weights_sha256: str) -> "ReleaseRecord":
         return replace(self, weights_sha256=weights_sha256)
 
