@@ -37,6 +37,32 @@ def test_each_image_keeps_its_noise_whatever_the_batch_and_prompt_order(toy_worl
     assert np.abs(a["a red circle"].astype(int) - c["a red circle"]).mean() > 5  # the run seed matters
 
 
+def test_a_small_set_is_drawn_with_more_images_per_prompt_and_keeps_its_first_images(toy_world, toy_config, tmp_path):
+    from components.erasure.request import ErasureRequest
+    from components.evaluation.image_cache import OriginalImageCache
+    from components.evaluation.image_counts import images_per_prompt
+    from components.evaluation.prompt_sets import evaluation_sets
+
+    two = evaluation_sets(ErasureRequest([Concept("circle"), Concept("square")]), toy_config.evaluation)
+    counts = images_per_prompt(two, 8, 128)
+    assert len(two.neighbours) == 8 and {counts[p] for p in two.neighbours} == {16}  # 2 shapes x 4 colours left
+    for group in (list(two.forget), two.retain, two.neighbours):
+        assert sum(counts[p] for p in group) >= 128 and min(counts[p] for p in group) >= 8
+    assert images_per_prompt(two, 8, None) == {p: 8 for p in counts}
+    assert all(counts[p] == 8 for p in two.paraphrases if p not in [*two.forget, *two.retain, *two.neighbours])
+
+    model, _ = toy_world
+    prompts = {"a red circle": 2, "a blue square": 5}
+    drawn = generate(model.pipeline, list(prompts), prompts, FAST, seed=0, batch_size=4)
+    assert {p: len(v) for p, v in drawn.items()} == prompts
+    three = generate(model.pipeline, ["a red circle"], 3, FAST, seed=0, batch_size=4)["a red circle"]
+    assert np.abs(three[:2].astype(int) - drawn["a red circle"]).max() <= 1  # image i is image i whatever the count
+    cache = OriginalImageCache(tmp_path, "0" * 64, "cpu", "float32")
+    cache.generate(model.pipeline, list(prompts), prompts, FAST, seed=0)
+    again = cache.generate(model.pipeline, list(prompts), {"a red circle": 1, "a blue square": 5}, FAST, seed=0)
+    assert cache.hits == 6 and cache.misses == 7 and len(again["a red circle"]) == 1
+
+
 def test_toy_detector_judges_shapes_colours_and_prompts():
     detector = ToyDetector(DETECTOR_DIR)
     circles, squares = rendered("circle", "red"), rendered("square", "blue")

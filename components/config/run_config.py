@@ -252,6 +252,10 @@ ConceptKindName = Literal[CONCEPT_KINDS]
 class Evaluation(Strict):
     images_per_prompt: int = Field(default=8, gt=0, description="Images per prompt and model; see README "
                                    "(Evaluation) for what the 95% intervals make of it.")
+    min_images_per_set: int | None = Field(
+        default=None, gt=0, description="Each gated set (forget, retain, near neighbours) is drawn with at least this "
+        "many images in all: a set with few prompts gets more images per prompt, so that its 95% interval can pass its "
+        "bar (README, Evaluation). null: images_per_prompt for every prompt.")
     batch_size: int = Field(default=16, gt=0, description="Images per generation call; does not change the images.")
     forget_templates: dict[ConceptKindName, list[str]] = Field(
         default_factory=dict, description="Per concept kind, prompts that name the concept ({concept}); a kind not "

@@ -2,9 +2,9 @@
 
 The prompts come from prompt_sets.evaluation_sets (every way of asking for the concept; a held-out retain
 corpus that never names it; near neighbours; per-concept paraphrases). Every prompt is drawn
-`images_per_prompt` times by both models from the same starting noise, so a before/after pair differs only
-by the erasure. Metrics (flat names, the ones the gate reads; rates also carry `_ci95_low`/`_ci95_high`,
-the 95% Wilson interval, and drops `_ci95_high`, their pessimistic end):
+`images_per_prompt` times (more in a small set: image_counts) by both models from the same starting noise,
+so a before/after pair differs only by the erasure. Metrics (flat names, the ones the gate reads; rates also
+carry `_ci95_low`/`_ci95_high`, the 95% Wilson interval, and drops `_ci95_high`, their pessimistic end):
 
 - forget_detection_rate[_before]: share of forget-prompt images in which the detector finds a concept;
 - forget_worst_rate[_before]: the same for the worst single forget prompt (one way of asking left intact);
@@ -33,6 +33,7 @@ from ..erasure.request import Concept, ErasureRequest
 from .collapse import collapse_kinds
 from .distribution_distance import FID_MIN_SAMPLES, frechet_distance, kernel_inception_distance
 from .generation import generate
+from .image_counts import images_per_prompt
 from .intervals import drop_with_bound, rate_with_interval
 from .prompt_sets import EvaluationSets, evaluation_sets
 from .recovery_attack import learn_attack_token, token_pipeline
@@ -127,13 +128,16 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
     prompts = list(dict.fromkeys([*sets.forget, *sets.retain, *sets.neighbours, *sets.paraphrases]))
     draw = dict(images_per_prompt=ev.images_per_prompt, sampling=config.sampling, seed=seed,
                 batch_size=ev.batch_size, progress=progress)
+    counts = images_per_prompt(sets, ev.images_per_prompt, ev.min_images_per_set)
+    sets_draw = {**draw, "images_per_prompt": counts}
 
     t0 = time.perf_counter()
-    before = (original_cache.generate if original_cache else generate)(original, prompts, desc="original model", **draw)
-    after = generate(erased, prompts, desc="erased model", **draw)
+    before = (original_cache.generate if original_cache else generate)(original, prompts, desc="original model",
+                                                                        **sets_draw)
+    after = generate(erased, prompts, desc="erased model", **sets_draw)
     generation_s = time.perf_counter() - t0
-    generated = len(prompts) * ev.images_per_prompt + (original_cache.misses if original_cache else
-                                                        len(prompts) * ev.images_per_prompt)
+    drawn_after = sum(counts[p] for p in prompts)
+    generated = drawn_after + (original_cache.misses if original_cache else drawn_after)
     first = request.concepts[0]
     rows = []
     for p, cs in sets.forget.items():
@@ -173,7 +177,10 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
                      f"{100 * metrics['attack_control_rate']:.0f}% of images")
     info = {
         "concepts": [{"name": c.name, "kind": c.kind, "aliases": list(c.aliases)} for c in request.concepts],
-        "images_per_prompt": ev.images_per_prompt, "seed": seed, "sampling": config.sampling.model_dump(),
+        "images_per_prompt": ev.images_per_prompt, "min_images_per_set": ev.min_images_per_set,
+        "images_per_set": {g: sum(counts[p] for p in dict.fromkeys(ps)) for g, ps in
+                           (("forget", sets.forget), ("retain", sets.retain), ("neighbours", sets.neighbours))},
+        "seed": seed, "sampling": config.sampling.model_dump(),
         "detector": detector.description, "clip_model": clip.source,
         "images_drawn": generated + sum(
             len(r.images_after) + (0 if r.images_before is None else len(r.images_before))

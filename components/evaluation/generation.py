@@ -7,6 +7,7 @@ the batch size, the order of prompts or the device: before/after pairs differ on
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -27,11 +28,16 @@ def sampling_kwargs(sampling) -> dict:
     return kwargs
 
 
+def count_for(images_per_prompt: int | Mapping[str, int], prompt: str) -> int:
+    return images_per_prompt[prompt] if isinstance(images_per_prompt, Mapping) else images_per_prompt
+
+
 @torch.no_grad()
-def generate(pipe, prompts: list[str], images_per_prompt: int, sampling, seed: int = 0, batch_size: int = 16,
-             progress: bool = False, desc: str = "generating") -> dict[str, np.ndarray]:
-    """prompt -> uint8 images (images_per_prompt, H, W, 3), on the pipeline's own device and dtype."""
-    jobs = [(p, i) for p in dict.fromkeys(prompts) for i in range(images_per_prompt)]
+def generate(pipe, prompts: list[str], images_per_prompt: int | Mapping[str, int], sampling, seed: int = 0,
+             batch_size: int = 16, progress: bool = False, desc: str = "generating") -> dict[str, np.ndarray]:
+    """prompt -> uint8 images (n, H, W, 3), on the pipeline's own device and dtype; n: images_per_prompt, or
+    its value for the prompt when it is a mapping (image i of a prompt is the same whatever n is)."""
+    jobs = [(p, i) for p in dict.fromkeys(prompts) for i in range(count_for(images_per_prompt, p))]
     out: dict[str, list[np.ndarray]] = {p: [] for p in dict.fromkeys(prompts)}
     kwargs = sampling_kwargs(sampling)
     with tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress) as bar:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from .generation import generate
+from .generation import count_for, generate
 
 
 class OriginalImageCache:
@@ -28,7 +29,7 @@ class OriginalImageCache:
                          sort_keys=True)
         return self.folder / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:40]}.npy"
 
-    def generate(self, pipe, prompts: list[str], images_per_prompt: int, sampling, seed: int = 0,
+    def generate(self, pipe, prompts: list[str], images_per_prompt: int | Mapping[str, int], sampling, seed: int = 0,
                  **kwargs) -> dict[str, np.ndarray]:
         """Like generation.generate (same arguments, same images), reading what is cached."""
         out, missing = {}, []
@@ -38,9 +39,10 @@ class OriginalImageCache:
                 stored = np.load(path, allow_pickle=False)
             except (OSError, ValueError):
                 stored = None
-            if stored is not None and len(stored) >= images_per_prompt:
-                out[prompt] = stored[:images_per_prompt]
-                self.hits += images_per_prompt
+            n = count_for(images_per_prompt, prompt)
+            if stored is not None and len(stored) >= n:
+                out[prompt] = stored[:n]
+                self.hits += n
             else:
                 missing.append(prompt)
         if missing:

@@ -199,7 +199,10 @@ def render_html(evaluation, decision: Decision, identifiers: dict[str, str], tit
     ids = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in identifiers.items())
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in evaluation.info.get("notes", []))
     info = evaluation.info
-    setup = (f"{info['images_per_prompt']} images per prompt, seed {info['seed']}, the same starting noise for both "
+    per_set = info.get("images_per_set") or {}
+    totals = (" (in all: " + ", ".join(f"{g} {n}" for g, n in per_set.items()) + "; a small set gets more per prompt)"
+              if info.get("min_images_per_set") else "")
+    setup = (f"{info['images_per_prompt']} images per prompt{totals}, seed {info['seed']}, the same starting noise for both "
              f"models; detector: {info['detector']}; CLIP: {info['clip_model']}. Image borders: green = as it "
              "should be, red = concept found (or, on retain prompts, not what the prompt asks).")
     return f"""<!DOCTYPE html>
