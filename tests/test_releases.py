@@ -203,6 +203,9 @@ def test_the_exported_production_release_loads_in_plain_diffusers_and_draws_neit
     manifest = json.loads((folder / "lethe_release_manifest.json").read_text())
     assert manifest["concepts"] == ["circle", "square"]
     assert not list(folder.rglob("*.bin")) and list(folder.rglob("*.safetensors"))
+    # method A changes only the text encoder: the release is also one LoRA file (tests/test_release_lora_file.py)
+    lora = manifest["lora"]
+    assert lora["max_abs_error"] < 1e-5 and all((folder / "lora" / f).is_file() for f in lora["files"])
 
     sampling = world["config"].sampling
     drawn = {}

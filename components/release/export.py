@@ -2,7 +2,9 @@
 fused into its weights (safetensors only), and a manifest saying which release, tickets and hashes it is.
 
 Plain `StableDiffusionPipeline.from_pretrained(DIR)` loads it in a process that has no Lethe code; the
-manifest lets the serving side check what it serves against the registry.
+manifest lets the serving side check what it serves against the registry. Where the release changes only the
+text encoder, `lora/` holds the same change as one LoRA file (diffusers' format and kohya's, lora_file.py) for
+stacks that apply LoRAs to the stock base; the manifest says which files, or why there are none.
 """
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from ..erasure.result_kinds import load_result
 from ..registry.release_registry import release_model_name
 from .composition import weights_sha256
 from .building import read_record
+from .lora_file import LoraFileRefused, release_lora, write_lora_files
 
 MANIFEST = "lethe_release_manifest.json"
+LORA_FOLDER = "lora"
 
 
 class ExportError(RuntimeError):
@@ -44,10 +48,17 @@ def export_release(model, registry, releases, registry_name: str, out: Path, ver
         raise ExportError(f"release {version}: its stored weights do not hash to the record's weights_sha256")
     pipe = release.fused_copy(model.pipeline)
     pipe.save_pretrained(out, safe_serialization=True)
+    try:
+        lora = release_lora(release, model.pipeline)
+        written = write_lora_files(lora, out / LORA_FOLDER)
+        lora_info = {"folder": LORA_FOLDER, "files": written, "rank": lora.rank, "max_abs_error": lora.max_error,
+                     "norms": sorted(lora.norms)}
+    except LoraFileRefused as refused:
+        lora_info = {"not_written": str(refused)}
     files = {str(p.relative_to(out)): file_sha256(p) for p in sorted(out.rglob("*")) if p.is_file()}
     manifest = {"release": name, "version": version, "tickets": record.tickets, "concepts": record.concepts,
                 "takedowns": [e.__dict__ for e in record.entries], "weights_sha256": record.weights_sha256,
                 "base_model": model.source, "base_weights_sha256": record.base_weights_sha256, "files": files,
-                "registry": registry.tracking_uri}
+                "registry": registry.tracking_uri, "lora": lora_info}
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return out
