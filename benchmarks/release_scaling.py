@@ -1,6 +1,7 @@
 """Time to build and verify a release of 1, 2, 3 and 4 concepts on the toy world (CPU), and what it measured.
 
-    python -m benchmarks.release_scaling [--out out/bench/release_scaling.json] [--method closed_form]
+    python -m benchmarks.release_scaling [--out out/bench/release_scaling.json] [--method lora_ti]
+                                         [--adversary-tokens N]
 
 Per shape a fresh ticket (benchmarks.fresh_tickets), one takedown by the method, registered and approved
 in a temporary sqlite registry; then the release flow adds them one by one (each release: production plus
@@ -8,6 +9,9 @@ one ticket, verified for every concept in it with the config's default evaluatio
 concept). Reported per release: concepts, build (compose) and verify seconds, the verdict, and per
 concept its forget rate (95% upper end) with the joint retain and neighbour drops: the interference.
 The original model's images come from one image cache, as in production (the first release fills it).
+A rejected release leaves production as it was, so the next one holds one concept fewer than its number;
+the rows say what each release held. `--adversary-tokens 0` trains method A without its adversarial rounds
+(faster takedowns; the release's build and verification are the same work either way).
 """
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ SHAPES = ("circle", "square", "triangle", "cross")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("out/bench/release_scaling.json"))
-    parser.add_argument("--method", default="closed_form")
+    parser.add_argument("--method", default="lora_ti")
+    parser.add_argument("--adversary-tokens", type=int, default=None, help="method A's adversarial attackers "
+                        "(default: the config's)")
     parser.add_argument("--config", type=Path, default=Path("configs/toy.yaml"))
     args = parser.parse_args()
 
@@ -41,7 +47,11 @@ def main() -> None:
     from components.release.release_flow import change_release
 
     config = load_run_config(args.config)
-    config = config.model_copy(update={"erasure": config.erasure.model_copy(update={"method": args.method})})
+    erasure = config.erasure.model_copy(update={"method": args.method})
+    if args.adversary_tokens is not None:
+        adversary = erasure.lora_ti.adversary.model_copy(update={"tokens": args.adversary_tokens})
+        erasure = erasure.model_copy(update={"lora_ti": erasure.lora_ti.model_copy(update={"adversary": adversary})})
+    config = config.model_copy(update={"erasure": erasure})
     tmp = Path(tempfile.mkdtemp(prefix="lethe-release-bench-"))
     registry = AdapterRegistry(f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=(tmp / "artifacts").as_uri())
     releases = ReleaseRegistry(registry)
@@ -68,7 +78,8 @@ def main() -> None:
         total = time.perf_counter() - t0
         summary = json.loads((outcome.report_dir / "release.json").read_text())
         metrics = json.loads((outcome.report_dir / "metrics.json").read_text())["metrics"]
-        row = {"concepts": k + 1, "names": list(summary["per_concept"]), "erase_s": round(erase_s, 1),
+        row = {"release": k + 1, "concepts": len(summary["per_concept"]), "names": list(summary["per_concept"]),
+               "erase_s": round(erase_s, 1),
                "compose_s": round(outcome.candidate.compose_s, 2), "release_s": round(total, 1),
                "promoted": outcome.promoted, "reasons": outcome.decision.reasons,
                "per_concept": {n: {"forget": m["forget_detection_rate"], "forget_high": m["forget_detection_rate_ci95_high"],
@@ -77,6 +88,7 @@ def main() -> None:
                "retain_accuracy_drop": metrics.get("retain_accuracy_drop"),
                "retain_worst_drop": metrics.get("retain_worst_drop"),
                "neighbour_accuracy_drop": metrics.get("neighbour_accuracy_drop"),
+               "neighbour_accuracy_drop_high": metrics.get("neighbour_accuracy_drop_ci95_high"),
                "attack_success": metrics.get("attack_success")}
         rows.append(row)
         print(json.dumps(row), flush=True)

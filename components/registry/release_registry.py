@@ -25,7 +25,8 @@ from .model_registry import TAG, AdapterRegistry, RegisteredVersion, RegistryUna
 RELEASE_SUFFIX = "-release"
 PRODUCTION, CANDIDATE = "production", "candidate"
 LOCK_SUFFIX = "-release-lock"
-LOCK_LEASE_S = 300.0  # a promotion holds the lock for seconds; a holder older than this has died
+LOCK_LEASE_S = 60.0  # a promotion holds the lock for seconds; a holder older than this has died, and a
+# waiting promotion (wait_s, 120 s) outlives it: a crash delays the next promotion, it does not fail it
 RELEASE_EXPERIMENT = "lethe-releases"
 
 
