@@ -16,12 +16,27 @@ TRACKER_NAME = "lethe-mlflow-tracker"
 REGISTRY_NAME = "lethe-mlflow-registry"
 
 
+class _DropNotice:
+    """A logging filter that drops one known third-party notice (and nothing else from that logger)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def filter(self, record) -> bool:
+        return self.text not in record.getMessage()
+
+
 def configure_environment() -> None:
     import logging
+    import warnings
 
     # ZenML at INFO prints each step's start and duration; the libraries inside the steps stay quiet.
     for name in ("great_expectations", "mlflow", "alembic", "httpx", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Notices about things Lethe chose: no torchvision (transformers then uses its PIL image processors, which
+    # the pipelines' feature extractors are), and google-api-core's Python-version FutureWarning.
+    logging.getLogger("transformers.utils.import_utils").addFilter(_DropNotice("requires torchvision (not installed)"))
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core")
     home = lethe_home()
     home.mkdir(parents=True, exist_ok=True)
     for key, value in {"ZENML_CONFIG_PATH": str(home / "zenml"), "ZENML_ANALYTICS_OPT_IN": "false",

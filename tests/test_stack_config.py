@@ -150,6 +150,32 @@ def test_the_local_stack_turns_off_rich_tracebacks(monkeypatch, tmp_path):
     assert environment["ZENML_ENABLE_RICH_TRACEBACK"] == "false" and environment["ZENML_LOGGING_VERBOSITY"] == "INFO"
 
 
+QUIET = """
+import os, sys
+os.environ["LETHE_HOME"] = sys.argv[1]
+from pipelines.local_stack import configure_environment
+if sys.argv[2] == "configured":
+    configure_environment()
+from components.models.loading import load_pipeline
+from components.toyworld.world import PIPELINE_DIR
+load_pipeline(PIPELINE_DIR)
+from transformers.utils import logging
+logging.get_logger("transformers.utils.import_utils").warning("another notice")
+"""
+
+
+def test_the_local_stack_drops_the_torchvision_notice_and_nothing_else(tmp_path):
+    import subprocess
+    import sys
+
+    def stderr(mode):
+        return subprocess.run([sys.executable, "-c", QUIET, str(tmp_path), mode], cwd=REPO, capture_output=True,
+                              text=True, timeout=300, check=True).stderr
+    assert "requires torchvision" in stderr("plain")  # the notice is there to drop
+    quiet = stderr("configured")
+    assert "requires torchvision" not in quiet and "another notice" in quiet
+
+
 @pytest.mark.parametrize("memory, quantity", [("32GiB", "32Gi"), ("512MB", "512M"), ("2TiB", "2Ti"), ("100KB", "100k")])
 def test_memory_becomes_a_kubernetes_quantity(memory, quantity):
     assert k8s_quantity(memory) == quantity
