@@ -5,8 +5,8 @@ flow and is killed with SIGKILL at one point each time: while composing, while v
 artefact uploads, just before the version is created, before the `candidate` alias, inside the promotion
 lock, and between the approval tag and the `production` alias. After each kill: production is the same
 version with the same weights hash, and every release version that exists is whole (record, weights and
-report logged, a status tag; pending until its verdict). Last, an undisturbed change succeeds: the lock a killed worker left behind
-is broken once its lease is over (a crash delays the next promotion, it does not block it), and
+report logged, a status tag; pending until its verdict). Last, an undisturbed change succeeds: the lock
+a killed worker left behind is broken once its lease is over (a crash delays the next promotion, it does not block it), and
 production holds both concepts. The evaluation is the concurrency test's tiny one: what is tested is
 the flow, not the bars.
 """
