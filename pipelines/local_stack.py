@@ -35,7 +35,9 @@ def configure_environment() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Notices about things Lethe chose: no torchvision (transformers then uses its PIL image processors, which
     # the pipelines' feature extractors are), and google-api-core's Python-version FutureWarning.
-    logging.getLogger("transformers.utils.import_utils").addFilter(_DropNotice("requires torchvision (not installed)"))
+    notices = logging.getLogger("transformers.utils.import_utils")
+    if not any(isinstance(f, _DropNotice) for f in notices.filters):  # once, however often this is called
+        notices.addFilter(_DropNotice("requires torchvision (not installed)"))
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core")
     home = lethe_home()
     home.mkdir(parents=True, exist_ok=True)

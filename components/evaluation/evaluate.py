@@ -33,7 +33,7 @@ from ..erasure.request import Concept, ErasureRequest
 from .collapse import collapse_kinds
 from .distribution_distance import FID_MIN_SAMPLES, frechet_distance, kernel_inception_distance
 from .generation import generate
-from .image_counts import images_per_prompt
+from .image_counts import images_per_prompt, images_per_set
 from .intervals import drop_with_bound, rate_with_interval
 from .prompt_sets import EvaluationSets, evaluation_sets
 from .recovery_attack import learn_attack_token, token_pipeline
@@ -178,8 +178,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
     info = {
         "concepts": [{"name": c.name, "kind": c.kind, "aliases": list(c.aliases)} for c in request.concepts],
         "images_per_prompt": ev.images_per_prompt, "min_images_per_set": ev.min_images_per_set,
-        "images_per_set": {g: sum(counts[p] for p in dict.fromkeys(ps)) for g, ps in
-                           (("forget", sets.forget), ("retain", sets.retain), ("neighbours", sets.neighbours))},
+        "images_per_set": images_per_set(sets, counts),
         "seed": seed, "sampling": config.sampling.model_dump(),
         "detector": detector.description, "clip_model": clip.source,
         "images_drawn": generated + sum(

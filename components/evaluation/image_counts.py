@@ -15,12 +15,23 @@ import math
 from .prompt_sets import EvaluationSets
 
 
+def gated_sets(sets: EvaluationSets) -> dict[str, list[str]]:
+    """The sets the gate pools rates over, by name, each prompt once."""
+    return {"forget": list(sets.forget), "retain": list(dict.fromkeys(sets.retain)),
+            "neighbours": list(dict.fromkeys(sets.neighbours))}
+
+
 def images_per_prompt(sets: EvaluationSets, per_prompt: int, min_per_set: int | None) -> dict[str, int]:
     """prompt -> images to draw of it; per_prompt: the floor for every prompt; min_per_set: None for none."""
     counts = {p: per_prompt for p in [*sets.forget, *sets.retain, *sets.neighbours, *sets.paraphrases]}
-    for group in (list(sets.forget), sets.retain, sets.neighbours):
+    for group in gated_sets(sets).values():
         if min_per_set and group:
-            need = max(per_prompt, math.ceil(min_per_set / len(set(group))))
+            need = max(per_prompt, math.ceil(min_per_set / len(group)))
             for p in group:
                 counts[p] = max(counts[p], need)
     return counts
+
+
+def images_per_set(sets: EvaluationSets, counts: dict[str, int]) -> dict[str, int]:
+    """Each gated set's images in all, as `counts` draws them."""
+    return {name: sum(counts[p] for p in group) for name, group in gated_sets(sets).items()}

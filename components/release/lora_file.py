@@ -77,8 +77,8 @@ def release_lora(release, pipe) -> TextEncoderLora:
         module, _, leaf = name.removeprefix(TEXT_ENCODER).rpartition(".")
         kind = kinds.get(module) if name.startswith(TEXT_ENCODER) else None
         if kind == "Linear" and leaf == "weight":
-            base = get_tensor(pipe, name).detach().to("cpu", torch.float32)
-            factors[module] = _factor(value.float() - base, value.float())
+            difference = value.float() - get_tensor(pipe, name).detach().to("cpu", torch.float32)
+            factors[module] = (*_factor(difference, value.float()), difference)
         elif kind == "LayerNorm" and leaf in ("weight", "bias"):
             norms[f"{module}.{leaf}"] = value.detach().to("cpu", torch.float32)
         else:
@@ -89,15 +89,13 @@ def release_lora(release, pipe) -> TextEncoderLora:
                               + ": serve the fused diffusers folder")
     if not factors and not norms:
         raise LoraFileRefused("the release changes no text-encoder tensor (it is the base model)")
-    rank = max((b.shape[1] for b, _ in factors.values()), default=1)
+    rank = max((b.shape[1] for b, _, _ in factors.values()), default=1)
     out = TextEncoderLora(rank)
-    for module, (b, a) in factors.items():
+    for module, (b, a, difference) in factors.items():
         pad, name = rank - b.shape[1], canonical_module(module, pipe.text_encoder)
         out.up[name] = torch.cat([b, b.new_zeros(b.shape[0], pad)], 1).contiguous()
         out.down[name] = torch.cat([a, a.new_zeros(pad, a.shape[1])], 0).contiguous()
-        base = get_tensor(pipe, f"{TEXT_ENCODER}{module}.weight").detach().to("cpu", torch.float32)
-        exact = release.tensors[f"{TEXT_ENCODER}{module}.weight"].float() - base
-        out.max_error = max(out.max_error, float((out.up[name] @ out.down[name] - exact).abs().max()))
+        out.max_error = max(out.max_error, float((out.up[name] @ out.down[name] - difference).abs().max()))
     for key, value in norms.items():
         name = canonical_module(key, pipe.text_encoder)
         out.norms[name] = value
