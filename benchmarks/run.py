@@ -18,7 +18,11 @@ the real code paths at the step counts and sampling settings of the suite's run 
 
 `--steps N` runs at most N training steps (B: whole epochs) and `--sampling-steps N` N sampling steps;
 the time at the configured counts is then extrapolated from the per-step times (benchmarks/step_clock.py)
-and every row says whether it was. Prints a table and writes JSON (`--out`).
+and every row says whether it was. Every training and sampling row counts its U-Net passes (samples
+forward / backward, benchmarks/unet_passes.py). Then `ticket`: one ticket's device time and passes, TI +
+the config's method + the evaluation's work counted from the config (components.evaluation.workload) and
+priced at the measured seconds per image and per TI step, with and without the original-image cache
+(benchmarks/ticket_cost.py). Prints tables and writes JSON (`--out`).
 """
 from __future__ import annotations
 
@@ -39,15 +43,21 @@ from components.erasure.methods import erase
 from components.erasure.request import Concept, ErasureRequest
 from components.erasure.textual_inversion import learn_token
 from components.evaluation.generation import generate
+from components.evaluation.prompt_sets import with_prompt_sets
+from components.evaluation.workload import evaluation_workload
 from components.models.loading import load_pipeline, weights_sha256
 from components.config.run_config import load_run_config
 
 from .peak_memory import peak_memory
 from .sd_architectures import ARCHITECTURES, random_pipeline
+from .ticket_cost import ticket_cost, ticket_table
 from .step_clock import StepTimes, optimizer_steps, synchronize, unet_calls
+from .unet_passes import UnetPasses, counting_unet_passes
 
 REPO = Path(__file__).resolve().parents[1]
 TICKET_IMAGES = sorted((REPO / "examples/tickets/erase-circle").glob("*.png"))
+# An SD ticket names its near neighbours (the evaluation draws at least min_images_per_set of them).
+NEIGHBOURS = ("a photo of a ball", "a photo of a wheel", "a photo of a ring", "a photo of a coin")
 MEASUREMENTS = ("load", "c", "ti", "a", "b", "generation")
 CONCEPT_COUNTS = (1, 10, 50, 100)
 AUTOCAST = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -77,17 +87,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ─── measuring ─────────────────────────────────────────────────────────────────────────────────────
 
-def measure(fn, device, warmup: int, repeats: int, clock=None):
-    """Run fn() `warmup` times untimed, then `repeats` times under `clock` (a step clock) and peak memory.
+def measure(fn, device, warmup: int, repeats: int, clock=None, unet=None):
+    """Run fn() `warmup` times untimed, then `repeats` times under `clock` (a step clock) and peak memory,
+    counting `unet`'s passes if given.
 
-    Returns (the last result, the runs' StepTimes, peak bytes, memory kind)."""
+    Returns (the last result, the runs' StepTimes, peak bytes, memory kind); each StepTimes carries the
+    run's U-Net passes as `.passes`."""
     for _ in range(warmup):
         fn()
     runs, result = [], None
     with peak_memory(device) as peak:
         for _ in range(repeats):
-            with (clock() if clock else whole_run(device)) as times:
+            with (clock() if clock else whole_run(device)) as times, \
+                    (counting_unet_passes(unet) if unet is not None else contextlib.nullcontext(UnetPasses())) as passes:
                 result = fn()
+            times.passes = passes
             runs.append(times)
     return result, runs, peak.bytes, peak.kind
 
@@ -117,6 +131,11 @@ def row(name: str, what: str, runs: list[StepTimes], peak: int, memory_kind: str
         setups, steadies, _ = zip(*(r.split() for r in runs))
         out["setup_seconds"] = statistics.median(setups)
         out["seconds_per_step"] = statistics.median(steadies)
+    passes = getattr(runs[-1], "passes", None)
+    if passes is not None and (passes.forward or passes.backward):
+        # U-Net samples forward / backward at the configured step count (the measured ones scaled)
+        scale = config_steps / measured_steps if config_steps and measured_steps else 1.0
+        out["unet_passes"] = vars(passes.scaled(scale))
     return out
 
 
@@ -191,7 +210,7 @@ def run_suite(args) -> dict:
         ti = erasure.textual_inversion
         ti_run = ti.model_copy(update={"steps": capped(ti.steps, args.steps)})
         token, runs, peak, kind = measure(lambda: run(lambda: learn_token(pipe, concept, TICKET_IMAGES, ti_run)),
-                                          device, args.warmup, args.repeats, lambda: optimizer_steps(device))
+                                          device, args.warmup, args.repeats, lambda: optimizer_steps(device), pipe.unet)
         if "ti" in args.only:
             record(results, row("ti", f"textual inversion, batch {ti.batch_size}", runs, peak, kind, ti.steps))
 
@@ -200,7 +219,7 @@ def run_suite(args) -> dict:
         a_request = ErasureRequest([concept], images=TICKET_IMAGES, retain_prompts=retain, learned_token=token)
         adapter, runs, peak, kind = measure(
             lambda: run(lambda: erase(pipe, a_request, with_method("lora_ti", steps=capped(a.steps, args.steps)))),
-            device, args.warmup, args.repeats, lambda: optimizer_steps(device))
+            device, args.warmup, args.repeats, lambda: optimizer_steps(device), pipe.unet)
         with tempfile.TemporaryDirectory() as tmp:
             adapter.save(tmp)
             artefact = sum(p.stat().st_size for p in Path(tmp).iterdir())
@@ -212,7 +231,7 @@ def run_suite(args) -> dict:
         per_epoch = math.ceil(len(TICKET_IMAGES) / b.batch_size)
         epochs = min(b.epochs, math.ceil(args.steps / per_epoch)) if args.steps else b.epochs
         delta, runs, peak, kind = measure(lambda: run(lambda: erase(pipe, request, with_method("te_ascent", epochs=epochs))),
-                                          device, args.warmup, args.repeats, lambda: optimizer_steps(device))
+                                          device, args.warmup, args.repeats, lambda: optimizer_steps(device), pipe.unet)
         record(results, row("b", f"method B, {b.epochs} epochs x {per_epoch} steps of batch {b.batch_size}", runs, peak,
                            kind, b.epochs * per_epoch, changed_tensors=len(delta.changed_tensors())))
 
@@ -222,11 +241,17 @@ def run_suite(args) -> dict:
         batch = args.generation_batch or config.evaluation.batch_size
         images, runs, peak, kind = measure(
             lambda: run(lambda: generate(pipe, [concept.text], batch, run_sampling, batch_size=batch)),
-            device, args.warmup, args.repeats, lambda: unet_calls(pipe.unet))
+            device, args.warmup, args.repeats, lambda: unet_calls(pipe.unet), pipe.unet)
         generation = row("generation", f"{batch} images at {sampling.steps} DDIM steps, guidance "
                                        f"{sampling.guidance_scale}", runs, peak, kind, sampling.steps, images=batch)
         generation["images_per_second"] = batch / generation["seconds"]
         record(results, generation)
+
+    eval_request = with_prompt_sets(ErasureRequest([concept], images=TICKET_IMAGES, neighbours=list(NEIGHBOURS),
+                                                   learned_token=token if erasure.method == "lora_ti" else None),
+                                    config.evaluation)
+    report["ticket"] = ticket_cost({r["name"]: r for r in results}, erasure.method,
+                                   evaluation_workload(eval_request, config))
     return report
 
 
@@ -290,6 +315,8 @@ def main(argv=None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(report))
+    if report.get("ticket"):
+        print(ticket_table(report["ticket"]))
     print(f"wrote {out}")
     return report
 

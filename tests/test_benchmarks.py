@@ -63,11 +63,35 @@ def test_table_lists_every_measurement(tiny_run):
     _, stdout = tiny_run
     lines = stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| measurement"))
-    names = [line.split("|")[1].strip() for line in lines[header + 2:] if line.startswith("|")]
+    rows = lines[header + 2:]
+    rows = rows[:next(i for i, line in enumerate(rows) if not line.startswith("|"))]
+    names = [line.split("|")[1].strip() for line in rows]
     assert names == MEASURED
     assert any(line.startswith("| ti | ~") for line in lines)  # extrapolated rows are marked
     assert "img/s" in next(line for line in lines if line.startswith("| generation"))
     assert lines[-1].startswith("wrote ")
+
+
+def test_unet_passes_are_counted_on_the_real_code_paths_and_priced_per_ticket(tiny_run, toy_config):
+    report, stdout = tiny_run
+    rows = {r["name"]: r for r in report["results"]}
+    ti = toy_config.erasure.textual_inversion
+    # TI: one forward and one backward per image per step; sampling: guidance doubles the batch
+    assert rows["ti"]["unet_passes"] == {"forward": ti.steps * ti.batch_size, "backward": ti.steps * ti.batch_size}
+    assert rows["generation"]["unet_passes"] == {"forward": 2 * 2 * toy_config.sampling.steps, "backward": 0}
+    assert rows["a"]["unet_passes"]["backward"] > 0
+
+    cost = report["ticket"]
+    assert cost["method"] == toy_config.erasure.method == "lora_ti"
+    work = cost["workload"]
+    assert work["images_cold"] == work["images_warm"] + work["set_images"] > work["images_warm"] > 0
+    stages = cost["stages"]
+    assert cost["gpu_seconds_warm"] == pytest.approx(sum(stages[s]["seconds"] for s in ("ti", "erasure", "evaluation_warm")))
+    per_image = stages["evaluation_cold"]["seconds"] - stages["evaluation_warm"]["seconds"]
+    assert per_image == pytest.approx(work["set_images"] * rows["generation"]["seconds"] / 2)
+    assert stages["evaluation_warm"]["unet_passes"]["backward"] == \
+        (work["attack_ti_runs"] + work["control_ti_runs"]) * work["attack_ti_steps"] * ti.batch_size
+    assert "| total, warm cache |" in stdout
 
 
 def test_autocast_and_checkpointing_flags_run_the_training_methods(tmp_path):

@@ -9,6 +9,7 @@ from components.erasure.request import Concept, ErasureRequest
 from components.evaluation.decision import decide
 from components.evaluation.evaluate import evaluate, evaluate_result
 from components.evaluation.prompt_sets import evaluation_sets
+from components.evaluation.workload import evaluation_workload
 from components.config.run_config import AttackRestart, RecoveryAttack
 
 RETAIN = ["a blue square", "a green triangle", "a yellow cross"]
@@ -267,5 +268,8 @@ def test_a_warm_cache_draws_only_the_erased_model_s_images_and_changes_no_metric
     assert warm.info["original_image_cache"] == {"folder": str(tmp_path / "cache"), "images_read": 2 * prompts,
                                                   "images_drawn": 0}
     assert warm.metrics == cold.metrics
+    workload = evaluation_workload(request, config)  # the benchmark's cost model counts what was drawn
+    assert (workload.images(original_cached=False), workload.images(original_cached=True)) == \
+        (cold.info["images_drawn"], warm.info["images_drawn"])
     for a, b in zip(cold.prompts, warm.prompts):
         assert np.array_equal(a.images_before, b.images_before) and np.array_equal(a.images_after, b.images_after)
