@@ -113,15 +113,15 @@ def generate(prompt: str = typer.Argument(..., help='What to draw, e.g. "a red c
     """Generate images from the configured base model and save them as one labelled PNG strip."""
     import torch
 
+    from components.evaluation.generation import sampling_kwargs, sampling_pipeline
     from components.evaluation.image_grid import Cell, labelled_grid
 
     cfg = _load_config(config)
     model = _load_model(cfg, "evaluate_adapter")
     generator = torch.Generator(device="cpu").manual_seed(seed)
     with console.status(f"generating {n} image(s) for {prompt!r} on {model.device}"):
-        images = model.pipeline([prompt] * n, num_inference_steps=cfg.sampling.steps,
-                                guidance_scale=cfg.sampling.guidance_scale, height=cfg.sampling.height,
-                                width=cfg.sampling.width, generator=generator, output_type="pil").images
+        images = sampling_pipeline(model.pipeline, cfg.sampling)([prompt] * n, generator=generator, output_type="pil",
+                                                                  **sampling_kwargs(cfg.sampling)).images
     labels = [""] * n
     if cfg.evaluation.detector.kind == "toy":
         from components.toyworld.detector import ConceptDetector

@@ -5,7 +5,7 @@ import pytest
 from components.erasure.request import Concept
 from components.evaluation.clip_features import load_clip
 from components.evaluation.detectors import ClipZeroShotDetector, CustomDetector, ToyDetector
-from components.evaluation.generation import generate
+from components.evaluation.generation import generate, sampling_pipeline
 from components.models.loading import ModelLoadError
 from components.config.run_config import Sampling
 from components.toyworld.shapes import render_shape
@@ -35,6 +35,23 @@ def test_each_image_keeps_its_noise_whatever_the_batch_and_prompt_order(toy_worl
     assert np.abs(a["a red circle"][0].astype(int) - a["a red circle"][1]).mean() > 5  # images differ
     c = generate(model.pipeline, ["a red circle"], 3, FAST, seed=1, batch_size=3)
     assert np.abs(a["a red circle"].astype(int) - c["a red circle"]).mean() > 5  # the run seed matters
+
+
+def test_the_configured_sampler_draws_on_shared_modules_and_leaves_the_model_as_it_was(toy_world):
+    model, detector = toy_world
+    pipe = model.pipeline
+    dpm = FAST.model_copy(update={"scheduler": "dpm_solver_pp", "steps": 12})
+    swapped = sampling_pipeline(pipe, dpm)
+    assert type(swapped.scheduler).__name__ == "DPMSolverMultistepScheduler" and type(pipe.scheduler).__name__ == "DDIMScheduler"
+    assert swapped.unet is pipe.unet and swapped.text_encoder is pipe.text_encoder
+    assert swapped.scheduler.config.beta_schedule == pipe.scheduler.config.beta_schedule  # the trained noise schedule
+    assert sampling_pipeline(pipe, FAST) is pipe and sampling_pipeline(pipe, FAST.model_copy(update={"scheduler": "ddim"})) is pipe
+    images = generate(pipe, ["a red circle", "a blue square"], 4, dpm, seed=0)
+    ddim = generate(pipe, ["a red circle", "a blue square"], 4, FAST.model_copy(update={"steps": 12}), seed=0)
+    assert np.abs(images["a red circle"].astype(int) - ddim["a red circle"]).mean() > 1  # another sampler drew them
+    for prompt, (colour, shape) in (("a red circle", ("red", "circle")), ("a blue square", ("blue", "square"))):
+        found = detector.detect(images[prompt])
+        assert sum(d.shape == shape and d.colour == colour for d in found) >= 3, found  # and still draws the prompt
 
 
 def test_a_small_set_is_drawn_with_more_images_per_prompt_and_keeps_its_first_images(toy_world, toy_config, tmp_path):

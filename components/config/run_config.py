@@ -62,6 +62,10 @@ class Runtime(Strict):
 
 
 class Sampling(Strict):
+    scheduler: Literal["ddim", "dpm_solver_pp"] | None = Field(
+        default=None, description="The sampler the evaluation (and `lethe generate`) draws with; None: the model's own "
+        "(its scheduler_config.json). dpm_solver_pp: DPM-Solver++ (2M, diffusers' DPMSolverMultistepScheduler), made "
+        "for 10-20 steps; the model's noise schedule is kept either way.")
     steps: int = Field(default=25, gt=0, le=1000)
     guidance_scale: float = Field(default=7.5, ge=0)
     height: int | None = Field(default=None, gt=0, multiple_of=8)

@@ -28,6 +28,25 @@ def sampling_kwargs(sampling) -> dict:
     return kwargs
 
 
+SCHEDULERS = {"ddim": "DDIMScheduler", "dpm_solver_pp": "DPMSolverMultistepScheduler"}
+
+
+def sampling_pipeline(pipe, sampling):
+    """`pipe`, or a copy sharing its modules with the sampler `sampling.scheduler` names (built from the
+    model's own scheduler config, so the noise schedule is the one it was trained with)."""
+    name = getattr(sampling, "scheduler", None)
+    if name is None or type(pipe.scheduler).__name__ == SCHEDULERS[name]:
+        return pipe
+    import diffusers
+
+    options = {"algorithm_type": "dpmsolver++", "solver_order": 2} if name == "dpm_solver_pp" else {}
+    scheduler = getattr(diffusers, SCHEDULERS[name]).from_config(pipe.scheduler.config, **options)
+    components = {**pipe.components, "scheduler": scheduler}
+    copy = type(pipe)(**components, requires_safety_checker=components.get("safety_checker") is not None)
+    copy.set_progress_bar_config(disable=True)
+    return copy
+
+
 def count_for(images_per_prompt: int | Mapping[str, int], prompt: str) -> int:
     return images_per_prompt[prompt] if isinstance(images_per_prompt, Mapping) else images_per_prompt
 
@@ -40,6 +59,7 @@ def generate(pipe, prompts: list[str], images_per_prompt: int | Mapping[str, int
     jobs = [(p, i) for p in dict.fromkeys(prompts) for i in range(count_for(images_per_prompt, p))]
     out: dict[str, list[np.ndarray]] = {p: [] for p in dict.fromkeys(prompts)}
     kwargs = sampling_kwargs(sampling)
+    pipe = sampling_pipeline(pipe, sampling)
     with tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress) as bar:
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start:start + batch_size]
