@@ -39,18 +39,24 @@ def takedown(ticket: Path, home: Path, config: Path) -> tuple[int, float, str]:
 
 def independent_check(adapter_dir: Path, concept: str, images: int, config) -> dict:
     from components.erasure.result_kinds import load_result
-    from components.evaluation.generation import generate
     from components.models.loading import load_pipeline
-    from components.toyworld.detector import ConceptDetector
 
     model = load_pipeline(config.base_model.source)
-    fused = load_result(adapter_dir).fused_copy(model.pipeline)
+    return check_served(model.pipeline, load_result(adapter_dir).fused_copy(model.pipeline), concept, images, config)
+
+
+def check_served(original, served, concept: str, images: int, config) -> dict:
+    """original / served: pipelines; all 16 captions drawn by both with CHECK_SEED, judged by the toy detector."""
+    from components.evaluation.generation import generate
+    from components.toyworld.detector import ConceptDetector
+
     detector = ConceptDetector.from_pretrained(config.evaluation.detector.path)
     captions = [f"a {c} {s}" for s in SHAPES for c in COLOURS]
-    if images not in _ORIGINAL:
-        _ORIGINAL[images] = generate(model.pipeline, captions, images, config.sampling, seed=CHECK_SEED)
-    before = _ORIGINAL[images]
-    after = generate(fused, captions, images, config.sampling, seed=CHECK_SEED)
+    key = (images, config.sampling.model_dump_json())
+    if key not in _ORIGINAL:
+        _ORIGINAL[key] = generate(original, captions, images, config.sampling, seed=CHECK_SEED)
+    before = _ORIGINAL[key]
+    after = generate(served, captions, images, config.sampling, seed=CHECK_SEED)
     rows = {}
     for caption in captions:
         colour, shape = caption.split()[1:]
