@@ -15,4 +15,4 @@ def evaluate_adapter(tickets: TakedownBatch) -> Annotated[TakedownBatch, "evalua
     """Forget, retain and recovery-attack metrics, and the before/after report."""
     return advance(tickets, "evaluate_adapter", lambda run: {"evaluation": stages.evaluate(
         run.inputs, run.token, run.result, work_folder(run.ticket_id, run.run_key) / "report",
-        cache_folder=lethe_home() / "cache" / "original-images")})
+        cache_folder=lethe_home() / "cache" / "original-images", progress=True)})

@@ -19,4 +19,5 @@ def release(tickets: TakedownBatch) -> Annotated[TakedownBatch, "released"]:
     run = get_step_context().pipeline_run
     reason = "sweep" if tickets.isolate_failures else "takedown"
     work = lethe_home() / "releases" / f"{run.id}-{uuid.uuid4().hex[:8]}"
-    return release_batch(tickets, active_registry(), work, reason, cache_folder=lethe_home() / "cache" / "original-images")
+    return release_batch(tickets, active_registry(), work, reason, cache_folder=lethe_home() / "cache" / "original-images",
+                         progress=True)

@@ -14,4 +14,4 @@ from steps.work_folder import work_folder
 def train_unlearning(tickets: TakedownBatch) -> Annotated[TakedownBatch, "with_results"]:
     """The configured erasure method (on clusters its compute profile places it: see the run config's `compute`)."""
     return advance(tickets, "train_unlearning", lambda run: {"result": stages.train_unlearning(
-        run.inputs, run.token, work_folder(run.ticket_id, run.run_key))})
+        run.inputs, run.token, work_folder(run.ticket_id, run.run_key), progress=True)})

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from ..domain.progress_lines import progress_bar
 
 from .denoising import encode
 from .weight_delta import WeightDelta
@@ -343,7 +343,7 @@ def erase_closed_form(pipe, request, config, progress: bool = False) -> WeightDe
 
     new_values, history = {}, []
     modules = edited_modules(pipe.unet)
-    for name, module in tqdm(modules, desc="method C (closed form)", disable=not progress):
+    for name, module in progress_bar(modules, desc="method C (closed form)", unit="layer", enabled=progress):
         W_old = module.weight.detach().to(device=device, dtype=torch.float64).clone()
         VC = W_old @ grams.TC  # V C^T with V = W_old C_target
         mask = (row_mask(W_old, concept_vecs, empty_vec, params.mask_samples, params.noise_sigma,

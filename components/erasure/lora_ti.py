@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 
 import torch
-from tqdm.auto import tqdm
+from ..domain.progress_lines import progress_bar
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
 from .lora_adapter import LoraAdapter
@@ -79,7 +79,7 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
     optimizer = torch.optim.Adam(trainable, lr=params.learning_rate)
     batch = min(params.batch_size or latents.shape[0], latents.shape[0])
     history = []
-    bar = tqdm(range(params.steps), desc=f"method A (LoRA+TI) {concept.name}", disable=not progress)
+    bar = progress_bar(range(params.steps), desc=f"method A (LoRA+TI) {concept.name}", unit="step", enabled=progress)
     for step in bar:
         chosen = latents if batch == latents.shape[0] else latents[pick(latents.shape[0], batch, gen).to(device)]
         n = chosen.shape[0]

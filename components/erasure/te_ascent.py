@@ -13,7 +13,7 @@ import copy
 import time
 
 import torch
-from tqdm.auto import tqdm
+from ..domain.progress_lines import progress_bar
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, predict, tokenize, training_scheduler
 from .text_encoder_parts import ATTENTION, MLP, last_layers, layer_modules
@@ -65,7 +65,7 @@ def erase_te_ascent(pipe, request, config, progress: bool = False) -> WeightDelt
                                  weight_decay=params.weight_decay)
     history = []
     step = 0
-    bar = tqdm(range(params.epochs), desc=f"method B (TE ascent) {concept.name}", disable=not progress)
+    bar = progress_bar(range(params.epochs), desc=f"method B (TE ascent) {concept.name}", unit="epoch", enabled=progress)
     for epoch in bar:
         order = torch.randperm(latents.shape[0], generator=gen)
         for batch in order.split(params.batch_size):

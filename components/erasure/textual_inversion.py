@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
+from ..domain.progress_lines import progress_bar
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
 from .concept import Concept
@@ -121,7 +121,7 @@ def learn_token(pipe, concept: Concept, images: list[Path], params, seed: int = 
     scheduler = training_scheduler(pipe)
     optimizer = torch.optim.AdamW([row], lr=params.learning_rate, weight_decay=0.0)
     history = []
-    bar = tqdm(range(params.steps), desc=f"textual inversion {params.placeholder}", disable=not progress)
+    bar = progress_bar(range(params.steps), desc=f"textual inversion {params.placeholder}", unit="step", enabled=progress)
     for step in bar:
         idx = pick(latents.shape[0], params.batch_size, gen).to(device)
         ids = prompt_ids[pick(prompt_ids.shape[0], params.batch_size, gen).to(device)]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from ..domain.progress_lines import progress_bar
 
 
 def image_seed(seed: int, prompt: str, index: int) -> int:
@@ -60,7 +60,7 @@ def generate(pipe, prompts: list[str], images_per_prompt: int | Mapping[str, int
     out: dict[str, list[np.ndarray]] = {p: [] for p in dict.fromkeys(prompts)}
     kwargs = sampling_kwargs(sampling)
     pipe = sampling_pipeline(pipe, sampling)
-    with tqdm(total=len(jobs), desc=desc, unit="img", disable=not progress) as bar:
+    with progress_bar(total=len(jobs), desc=desc, unit="img", enabled=progress) as bar:
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start:start + batch_size]
             generators = [torch.Generator("cpu").manual_seed(image_seed(seed, p, i)) for p, i in batch]
