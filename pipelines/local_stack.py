@@ -35,9 +35,13 @@ def configure_environment() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # Notices about things Lethe chose: no torchvision (transformers then uses its PIL image processors, which
     # the pipelines' feature extractors are), and google-api-core's Python-version FutureWarning.
-    notices = logging.getLogger("transformers.utils.import_utils")
-    if not any(isinstance(f, _DropNotice) for f in notices.filters):  # once, however often this is called
-        notices.addFilter(_DropNotice("requires torchvision (not installed)"))
+    # Great Expectations' "temporary directory ... for ephemeral docs site" is logged at INFO inside the
+    # validation step, where ZenML's step logging shows INFO whatever level was set above: a filter holds.
+    for logger_name, text in (("transformers.utils.import_utils", "requires torchvision (not installed)"),
+                              ("great_expectations.data_context.types.base", "for ephemeral docs site")):
+        notices = logging.getLogger(logger_name)
+        if not any(isinstance(f, _DropNotice) for f in notices.filters):  # once, however often this is called
+            notices.addFilter(_DropNotice(text))
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core")
     home = lethe_home()
     home.mkdir(parents=True, exist_ok=True)

@@ -176,6 +176,33 @@ def test_the_local_stack_drops_the_torchvision_notice_and_nothing_else(tmp_path)
     assert "requires torchvision" not in quiet and "another notice" in quiet
 
 
+GX_NOTICE = """
+import logging, os, sys
+os.environ["LETHE_HOME"] = sys.argv[1]
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(message)s")
+if sys.argv[2] == "configured":
+    from pipelines.local_stack import configure_environment
+    configure_environment()
+for name in ("great_expectations", "great_expectations.data_context.types.base"):
+    logging.getLogger(name).setLevel(logging.INFO)  # as a pipeline step's logging shows it
+import great_expectations as gx
+gx.get_context(mode="ephemeral")  # what validation does: GX logs its temporary docs folder
+logging.getLogger("great_expectations.data_context.types.base").info("another notice")
+"""
+
+
+def test_the_local_stack_drops_great_expectations_docs_site_notice_and_nothing_else(tmp_path):
+    import subprocess
+    import sys
+
+    def stderr(mode):
+        return subprocess.run([sys.executable, "-c", GX_NOTICE, str(tmp_path), mode], cwd=REPO, capture_output=True,
+                              text=True, timeout=300, check=True).stderr
+    assert "ephemeral docs site" in stderr("plain")
+    quiet = stderr("configured")
+    assert "ephemeral docs site" not in quiet and "another notice" in quiet
+
+
 @pytest.mark.parametrize("memory, quantity", [("32GiB", "32Gi"), ("512MB", "512M"), ("2TiB", "2Ti"), ("100KB", "100k")])
 def test_memory_becomes_a_kubernetes_quantity(memory, quantity):
     assert k8s_quantity(memory) == quantity
