@@ -12,6 +12,11 @@ The original model's images come from one image cache, as in production (the fir
 A rejected release leaves production as it was, so the next one holds one concept fewer than its number;
 the rows say what each release held. `--adversary-tokens 0` trains method A without its adversarial rounds
 (faster takedowns; the release's build and verification are the same work either way).
+
+`--candidates` measures the sizes themselves: after the takedowns, the candidate of the first k tickets
+(k = 1..4) is composed and verified directly (components.release: compose, verify_release; no registry,
+production not involved), whatever the verdicts, so a rejected two-concept release does not stop the
+three- and four-concept measurements.
 """
 from __future__ import annotations
 
@@ -33,6 +38,8 @@ def main() -> None:
     parser.add_argument("--adversary-tokens", type=int, default=None, help="method A's adversarial attackers "
                         "(default: the config's)")
     parser.add_argument("--config", type=Path, default=Path("configs/toy.yaml"))
+    parser.add_argument("--candidates", action="store_true", help="compose and verify the candidate of the first "
+                        "k tickets directly, k = 1..4, whatever the verdicts (no production)")
     args = parser.parse_args()
 
     from components.config.run_config import load_run_config
@@ -56,7 +63,7 @@ def main() -> None:
     registry = AdapterRegistry(f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=(tmp / "artifacts").as_uri())
     releases = ReleaseRegistry(registry)
     model = load_pipeline(config.base_model.source, dtype=config.runtime.dtype)
-    rows = []
+    rows, takedowns = [], []
     for k, shape in enumerate(SHAPES):
         ticket = write_ticket(tmp / "tickets" / shape, shape, seed=300 + k)
         loaded = load_ticket(ticket)
@@ -71,6 +78,11 @@ def main() -> None:
         registry.promote(version, [], ["approved (benchmark)"])
         takedown = load_takedown(registry, config.base_model.registry_name, version.version)
 
+        if args.candidates:
+            takedowns.append((takedown, request))
+            rows.append(candidate_row(model, config, takedowns, erase_s, tmp / "image-cache"))
+            print(json.dumps(rows[-1]), flush=True)
+            continue
         t0 = time.perf_counter()
         outcome = change_release(model, config, registry, releases, "takedown", "benchmark", tmp / f"r{k + 1}",
                                  add=[takedown], new_requests={takedown.entry.ticket_id: request},
@@ -94,6 +106,29 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def candidate_row(model, config, takedowns: list, erase_s: float, cache_folder: Path) -> dict:
+    """Compose and verify the release of every takedown so far (the last one is new: its attack runs)."""
+    from components.release.composition import compose
+    from components.release.verification import verify_release
+
+    t0 = time.perf_counter()
+    release = compose(model.pipeline, [t.entry for t, _ in takedowns], [t.result for t, _ in takedowns])
+    compose_s = time.perf_counter() - t0
+    requests = [t.request for t, _ in takedowns[:-1]] + [takedowns[-1][1]]
+    t0 = time.perf_counter()
+    verification = verify_release(model, release, requests, [takedowns[-1][1]], config, cache_folder=cache_folder)
+    m = verification.evaluation.metrics
+    return {"concepts": len(takedowns), "names": [t.entry.concept for t, _ in takedowns], "erase_s": round(erase_s, 1),
+            "compose_s": round(compose_s, 2), "verify_s": round(time.perf_counter() - t0, 1),
+            "images_drawn": verification.evaluation.info["images_drawn"],
+            "promoted": verification.decision.passed, "reasons": verification.decision.reasons,
+            "per_concept": {n: {"forget": c["forget_detection_rate"], "forget_high": c["forget_detection_rate_ci95_high"],
+                                "worst": c["forget_worst_rate"], "worst_prompt": c["worst_prompt"]}
+                            for n, c in verification.per_concept.items()},
+            "retain_accuracy_drop": m.get("retain_accuracy_drop"), "retain_worst_drop": m.get("retain_worst_drop"),
+            "neighbour_accuracy_drop": m.get("neighbour_accuracy_drop"), "attack_success": m.get("attack_success")}
 
 
 if __name__ == "__main__":
