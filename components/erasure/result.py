@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..domain.hashing import file_sha256
+from ..models.loading import pipeline_with
 
 MANIFEST = "lethe_erasure.json"
 FORMAT = "lethe-erasure/1"
@@ -56,10 +57,8 @@ class ErasureResult(ABC):
         """A new pipeline with this change fused in; `pipe` is left as it is. Only the components the
         change touches are copied (the rest is shared), so an evaluation can hold both models at once."""
         touched = {name.split(".", 1)[0] for name in self.changed_tensors()} | {"scheduler"}  # schedulers keep state
-        components = {name: copy.deepcopy(module) if name in touched else module
-                      for name, module in pipe.components.items()}
-        erased = type(pipe)(**components, requires_safety_checker=components.get("safety_checker") is not None)
-        erased.set_progress_bar_config(disable=True)
+        erased = pipeline_with(pipe, **{name: copy.deepcopy(module) for name, module in pipe.components.items()
+                                        if name in touched})
         self.fuse(erased)
         return erased
 

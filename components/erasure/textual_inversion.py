@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from ..domain.progress_lines import progress_bar
+from ..models.loading import pipeline_with
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
 from .concept import Concept
@@ -147,7 +148,4 @@ def pipeline_with_token(pipe, token: LearnedToken):
     pipeline's dtype) with the learned row; every other component is shared, `pipe` is unchanged."""
     tokenizer, text_encoder, _ = text_encoder_with_token(pipe, token.token, token.embedding)
     text_encoder.to(pipe.text_encoder.device, pipe.text_encoder.dtype)
-    components = {**pipe.components, "tokenizer": tokenizer, "text_encoder": text_encoder}
-    with_token = type(pipe)(**components, requires_safety_checker=components.get("safety_checker") is not None)
-    with_token.set_progress_bar_config(disable=True)
-    return with_token
+    return pipeline_with(pipe, tokenizer=tokenizer, text_encoder=text_encoder)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from ..domain.progress_lines import progress_bar
+from ..models.loading import pipeline_with
 
 
 def image_seed(seed: int, prompt: str, index: int) -> int:
@@ -40,11 +41,7 @@ def sampling_pipeline(pipe, sampling):
     import diffusers
 
     options = {"algorithm_type": "dpmsolver++", "solver_order": 2} if name == "dpm_solver_pp" else {}
-    scheduler = getattr(diffusers, SCHEDULERS[name]).from_config(pipe.scheduler.config, **options)
-    components = {**pipe.components, "scheduler": scheduler}
-    copy = type(pipe)(**components, requires_safety_checker=components.get("safety_checker") is not None)
-    copy.set_progress_bar_config(disable=True)
-    return copy
+    return pipeline_with(pipe, scheduler=getattr(diffusers, SCHEDULERS[name]).from_config(pipe.scheduler.config, **options))
 
 
 def count_for(images_per_prompt: int | Mapping[str, int], prompt: str) -> int:

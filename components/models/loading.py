@@ -132,6 +132,15 @@ def load_pipeline(source: str | Path, revision: str | None = None, device: str =
 SHARED: dict[tuple, LoadedModel] = {}
 
 
+def pipeline_with(pipe, **replaced):
+    """A new pipeline of `pipe`'s class over its components with `replaced` swapped in (the rest shared,
+    `pipe` unchanged), its progress bar off: what evaluation draws with (a sampler, a learned token, an erasure)."""
+    components = {**pipe.components, **replaced}
+    view = type(pipe)(**components, requires_safety_checker=components.get("safety_checker") is not None)
+    view.set_progress_bar_config(disable=True)
+    return view
+
+
 def shared_pipeline(identity: ModelIdentity, device: str = "cpu", dtype: str = "float32") -> LoadedModel:
     """The process's one copy of the model: every stage reads it and none changes it in place (erasures
     return results, evaluations fuse into copies), so a step that asks again loads nothing."""
