@@ -18,9 +18,6 @@ class UnetPasses:
     def scaled(self, factor: float) -> "UnetPasses":
         return UnetPasses(round(self.forward * factor), round(self.backward * factor))
 
-    def __add__(self, other: "UnetPasses") -> "UnetPasses":
-        return UnetPasses(self.forward + other.forward, self.backward + other.backward)
-
 
 @contextmanager
 def counting_unet_passes(unet):

@@ -30,19 +30,22 @@ class LogLines(tqdm):
 
     def display(self, msg=None, pos=None):
         step = max(1, (self.total or 1) // LINES_PER_STAGE)
-        if self.n == self._printed or (self._printed >= 0 and self.n < self._printed + step and self.n != self.total):
-            return True
-        self._printed = self.n
-        postfix = f" {self.postfix}" if self.postfix else ""
-        total = f"/{self.total}" if self.total else ""
-        print(f"{self.desc}: {self.n}{total} {self.unit}{postfix}", file=sys.stdout, flush=True)
+        if self._printed < 0 or self.n >= self._printed + step or self.n == self.total:
+            self._write()
         return True
 
     def close(self):
         if not self.disable:
-            self._printed = min(self._printed, self.n - 1) if self.n != self._printed else self._printed
-            self.display()
+            self._write()
             self.disable = True  # tqdm's own close would draw the bar once more
+
+    def _write(self):
+        if self.n == self._printed:
+            return
+        self._printed = self.n
+        postfix = f" {self.postfix}" if self.postfix else ""
+        total = f"/{self.total}" if self.total else ""
+        print(f"{self.desc}: {self.n}{total} {self.unit}{postfix}", file=sys.stdout, flush=True)
 
 
 def progress_bar(iterable=None, total: int | None = None, desc: str = "", unit: str = "it", enabled: bool = False):
