@@ -106,15 +106,6 @@ class AdversaryParams(Strict):
                                     "embeddings every N steps, as a fresh attack would start; None: never.")
 
 
-class DrawnLatents(Strict):
-    """Method A's forget term on latents the original model drew for each forget prompt (training seeds, never the
-    evaluation's), instead of the ticket's images under every prompt: "a blue square" is then trained on blue squares
-    the model itself draws, the trajectories a user's prompt follows, not on the ticket's blue circle."""
-    per_prompt: int = Field(default=2, gt=0, description="Latents drawn per forget prompt.")
-    steps: int = Field(default=25, gt=0, description="Sampler steps of each drawing (the model's own scheduler).")
-    guidance_scale: float = Field(default=5.0, ge=0)
-
-
 class LoraTIParams(Strict):
     """Method A (seed 000): LoRA on the text encoder's last layers, ascent on name + TI prompts."""
     rank: int = Field(default=4, gt=0)
@@ -134,8 +125,6 @@ class LoraTIParams(Strict):
     negative_guidance: float = Field(default=1.0, ge=0, description="anchored: target = e(anchor) - g (e(prompt) - e(anchor)).")
     train_final_layer_norm: bool = Field(default=True, description="Also retrain the final layer norm (shipped beside the LoRA).")
     adversary: AdversaryParams = AdversaryParams()
-    forget_latents: DrawnLatents | None = Field(default=None, description="The name prompts' forget term on the "
-                                                "original model's own drawings of each prompt; None: on the ticket's images.")
 
 
 class TextEncoderAscentParams(Strict):

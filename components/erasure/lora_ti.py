@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 
 import torch
-from ..domain.image_seeds import image_seed
 from ..domain.progress_lines import progress_bar
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
@@ -77,8 +76,6 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
         retain_orig = encode(pipe.text_encoder, retain_ids).float()
     latents = image_latents(pipe, request.images)
     scheduler = training_scheduler(pipe)
-    drawn = (drawn_latents(pipe, name_prompts, params.forget_latents, request.seed, progress)
-             if params.forget_latents else None)  # (prompts, per_prompt, C, h, w): each name prompt's own drawings
     optimizer = torch.optim.Adam(trainable, lr=params.learning_rate)
     batch = min(params.batch_size or latents.shape[0], latents.shape[0])
     history = []
@@ -95,27 +92,18 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
         adv_pick = [pick(len(templates), n, gen).to(device) for _ in adversary_ids]
         forget_ids += [ids[k] for ids, k in zip(adversary_ids, adv_pick)]
         groups = len(forget_ids)
-        # The name prompts' noised latents: the ticket's images, or each picked prompt's own drawings
-        name_noisy, name_t, name_target = noisy, t, target
-        if drawn is not None:
-            which = torch.randint(drawn.shape[1], (n,), generator=gen).to(device)
-            name_noisy, name_t, name_target = noised(scheduler, drawn[name_pick, which], gen)
-        inputs = [(name_noisy, name_t)] + [(noisy, t)] * groups  # the forget groups, then the retain prompts
         states = encode(text_encoder, torch.cat([*forget_ids, retain_ids[r]]))
-        preds = predict(pipe.unet, torch.cat([x for x, _ in inputs]), torch.cat([s for _, s in inputs]), states).split(n)
+        preds = predict(pipe.unet, noisy.repeat(groups + 1, 1, 1, 1), t.repeat(groups + 1), states).split(n)
         forget_preds, retain_pred = preds[:groups], preds[groups]
-        noise_targets = [name_target] + [target] * (groups - 1)
-        loss_name, loss_token = per_sample_mse(forget_preds[0], name_target), per_sample_mse(forget_preds[1], target)
+        loss_name, loss_token = per_sample_mse(forget_preds[0], target), per_sample_mse(forget_preds[1], target)
         with torch.no_grad():
-            keep_target, *steer = _targets(pipe.unet, (noisy, t, retain_orig[r]), params.negative_guidance, [
-                (*inputs[0], name_anchor[name_pick], name_orig[name_pick]),
-                (noisy, t, token_anchor[token_pick], token_orig[token_pick]),
-                *[(noisy, t, token_anchor[k], token_orig[k]) for k in adv_pick]] if anchored else [])
+            keep_target, *steer = _targets(pipe.unet, noisy, t, retain_orig[r], params.negative_guidance, [
+                (name_anchor[name_pick], name_orig[name_pick]), (token_anchor[token_pick], token_orig[token_pick]),
+                *[(token_anchor[k], token_orig[k]) for k in adv_pick]] if anchored else [])
         if anchored:
             forget = sum(per_sample_mse(pred, goal).mean() for pred, goal in zip(forget_preds, steer))
         else:
-            forget = -sum(per_sample_mse(pred, goal).clamp(max=params.ascent_bound).mean()
-                          for pred, goal in zip(forget_preds, noise_targets))
+            forget = -sum(per_sample_mse(pred, target).clamp(max=params.ascent_bound).mean() for pred in forget_preds)
         retain = per_sample_mse(retain_pred, keep_target).mean()
         loss = params.forget_weight * forget + params.retain_weight * retain
         optimizer.zero_grad(set_to_none=True)
@@ -138,28 +126,15 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
         wall_time_s=time.perf_counter() - start, history=history)
 
 
-def _targets(unet, retain, guidance: float, pairs) -> list[torch.Tensor]:
-    """In one U-Net call: the original's prediction for the retain prompts (retain: noisy, t, states), then per
-    (noisy, t, anchor states, prompt states) the anchored target, the anchor's prediction pushed away from the
-    prompt's by `guidance`."""
-    segments = [retain, *[(x, t, s) for x, t, anchor, prompt in pairs for s in (anchor, prompt)]]
-    n = retain[0].shape[0]
-    preds = predict(unet, *(torch.cat([seg[i] for seg in segments]) for i in range(3))).split(n)
+def _targets(unet, noisy, t, retain_states, guidance: float, pairs) -> list[torch.Tensor]:
+    """In one U-Net call: the original's prediction for the retain prompts, then per (anchor, prompt) pair the
+    anchored target, the anchor's prediction pushed away from the prompt's by `guidance`."""
+    n = noisy.shape[0]
+    states = torch.cat([retain_states, *[s for pair in pairs for s in pair]])
+    k = 1 + 2 * len(pairs)
+    preds = predict(unet, noisy.repeat(k, 1, 1, 1), t.repeat(k), states).split(n)
     steered = [preds[1 + 2 * i] - guidance * (preds[2 + 2 * i] - preds[1 + 2 * i]) for i in range(len(pairs))]
     return [preds[0], *steered]
-
-
-@torch.no_grad()
-def drawn_latents(pipe, prompts: list[str], params, seed: int, progress: bool = False) -> torch.Tensor:
-    """The original model's own drawings of each prompt, as latents (prompts, per_prompt, C, h, w); seeded by a
-    training salt, so they are never the evaluation's images (image_seed of the prompt itself)."""
-    out = []
-    for prompt in progress_bar(prompts, desc="method A: drawing the forget prompts", unit="prompt", enabled=progress):
-        generators = [torch.Generator("cpu").manual_seed(image_seed(seed, f"lethe-training:{prompt}", i))
-                      for i in range(params.per_prompt)]
-        out.append(pipe([prompt] * params.per_prompt, num_inference_steps=params.steps,
-                        guidance_scale=params.guidance_scale, generator=generators, output_type="latent").images.float())
-    return torch.stack(out)
 
 
 class _Adversary:

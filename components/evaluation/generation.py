@@ -6,13 +6,17 @@ the batch size, the order of prompts or the device: before/after pairs differ on
 """
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 from ..domain.progress_lines import progress_bar
-from ..domain.image_seeds import image_seed
 from ..models.loading import pipeline_with
+
+
+def image_seed(seed: int, prompt: str, index: int) -> int:
+    return (seed * 1_000_003 + zlib.crc32(prompt.encode("utf-8")) * 1009 + index) % (2**63 - 1)
 
 
 def sampling_kwargs(sampling) -> dict:
