@@ -74,11 +74,13 @@ def run_takedown(ticket_path: str | Path, config_path: str | Path, run_name: str
     from components.takedown.admission import admit
     from components.config.run_config import load_run_config
 
+    from pipelines.stack_activation import pipeline_options, require_on_shared_volume, require_placeable
+
     config = load_run_config(config_path)
+    require_placeable(config, config_path, stack_config)
     loaded = admit(ticket_path, config, config_path).loaded  # the pipeline's validate step records it again
     configure_environment()
     from components.takedown import stages
-    from pipelines.stack_activation import pipeline_options, require_on_shared_volume
 
     # realpath, unlike Path.resolve, never raises (a symlink loop is refused above as unreadable).
     ticket_path, config_path = Path(os.path.realpath(ticket_path)), Path(os.path.realpath(config_path))
@@ -118,10 +120,11 @@ def run_sweep(inbox: str, config_path: str | Path, stack_config=None):
 
     from components.config.run_config import load_run_config
 
-    config = load_run_config(config_path)
-    configure_environment()
-    from pipelines.stack_activation import pipeline_options
+    from pipelines.stack_activation import pipeline_options, require_placeable
 
+    config = load_run_config(config_path)
+    require_placeable(config, config_path, stack_config)
+    configure_environment()
     config_path = Path(os.path.realpath(config_path))
     stack = _prepare(stack_config)
     from zenml.client import Client

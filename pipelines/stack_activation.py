@@ -43,6 +43,16 @@ def pipeline_options(config, stack, stages: dict[str, str | None], scheduled: bo
     return options
 
 
+def require_placeable(config, config_path: Path | str, stack) -> None:
+    """Refuse, naming the run config, a run whose steps the stack cannot place (before anything is submitted)."""
+    from components.config.cluster_placement import placement_problems
+    from components.domain.file_errors import InputFileError
+
+    problems = placement_problems(config, stack)
+    if problems:
+        raise InputFileError(config_path, problems)
+
+
 def require_on_shared_volume(path: Path, stack) -> None:
     """Step pods see only the shared volume and the image: a ticket elsewhere cannot reach them."""
     if stack is None or not stack.remote:

@@ -119,7 +119,7 @@ def sweep(inbox: str = typer.Argument(..., help="A folder or URL (e.g. s3://buck
         # a plain folder as an absolute path: the pipeline's steps may run elsewhere than this shell's folder
         batch, run_name, stack_name = run_sweep(inbox if "://" in inbox else str(Path(inbox).resolve()), config,
                                                 stack_config)
-    except StackNotReady as err:
+    except (StackNotReady, *_input_errors()) as err:  # the stack cannot place the config's steps, or is not there
         _fail_input(err)
     except (RegistryUnavailable, StepFailed) as err:
         err_console.print(f"[bold red]failed:[/] sweep of {escape(inbox)}: {escape(str(err))}", highlight=False)

@@ -237,3 +237,33 @@ def test_schedules_and_cluster_runs_refuse_what_pods_cannot_see(zenml_env, tmp_p
     laptop_ticket = run(zenml_env, "-m", "pipelines.cli", "takedown", str(REPO / "examples/tickets/erase-circle/ticket.yaml"),
                         "--stack", str(STACKS / "kubernetes.yaml"))
     assert laptop_ticket.returncode == 2 and "must lie on the shared volume (/var/lib/lethe)" in laptop_ticket.stderr
+
+
+def test_gpu_configs_are_refused_on_kubeflow_before_anything_is_submitted(zenml_env, tmp_path):
+    """ZenML 0.98's Kubeflow orchestrator sends no GPU request (the xfail above): every door that would submit an SD
+    config there exits 2 naming the config and the steps, instead of a run that stops in its first GPU pod."""
+    from components.config.cluster_placement import KUBEFLOW_REQUESTS_GPUS, placement_problems
+    from components.config.run_config import TAKEDOWN_STEPS, load_run_config
+    from components.config.stack_config import load_stack_config
+
+    assert not KUBEFLOW_REQUESTS_GPUS
+    kubeflow, kubernetes = (load_stack_config(STACKS / f"{name}.yaml") for name in ("kubeflow", "kubernetes"))
+    sd21, toy = (load_run_config(REPO / "configs" / f"{name}.yaml") for name in ("sd21", "toy"))
+    assert placement_problems(toy, kubeflow) == [] and placement_problems(sd21, kubernetes) == []
+    (field, rule), = placement_problems(sd21, kubeflow)
+    gpu_steps = [step for step in TAKEDOWN_STEPS if asks_for("sd21", step) == "cuda"]  # the steps that load it on CUDA
+    assert field == "compute" and f"steps {', '.join(gpu_steps)} need a GPU" in rule
+
+    config = str(REPO / "configs" / "sd21.yaml")
+    doors = {"schedule": ["schedule", "--cron", "0 3 * * *", "--inbox", "s3://b/inbox"],
+             "takedown": ["takedown", str(REPO / "examples/tickets/erase-circle/ticket.yaml")],
+             "sweep": ["sweep", str(tmp_path)]}
+    for door, args in doors.items():
+        refused = run(zenml_env, "-m", "pipelines.cli", *args, "--config", config, "--stack", str(STACKS / "kubeflow.yaml"))
+        assert refused.returncode == 2, (door, refused.stderr)
+        assert f"{config}: compute: steps" in refused.stderr and "configs/stacks/kubernetes.yaml" in refused.stderr, door
+        assert "Traceback" not in refused.stderr, door
+    # the toy config (every profile on CPU) passes that door: it stops later, at the unregistered stack
+    toy_schedule = run(zenml_env, "-m", "pipelines.cli", *doors["schedule"], "--config", str(REPO / "configs/toy.yaml"),
+                       "--stack", str(STACKS / "kubeflow.yaml"))
+    assert toy_schedule.returncode == 2 and "compute" not in toy_schedule.stderr and "not registered" in toy_schedule.stderr
