@@ -204,3 +204,18 @@ def test_the_lock_excludes_a_second_holder_and_a_crashed_holder_s_lock_is_broken
     time.sleep(0.3)
     with releases.lock("m-release", wait_s=5):
         pass
+
+
+def test_release_downloads_are_removed_once_read(stores, tmp_path, monkeypatch):
+    """Every release change reads records and weights from the registry: nothing of it may stay on the host's disk."""
+    import tempfile
+
+    _, releases = stores
+    version = _register(releases, tmp_path, 0).version
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert releases.record_data("m-release", version, "lethe_release.json") == {}
+    with releases.downloaded("m-release", version, "release") as folder:
+        assert (folder / "x").read_text() == "x" and folder.is_relative_to(scratch)
+    assert not folder.exists() and list(scratch.iterdir()) == []

@@ -108,14 +108,21 @@ class ReleaseRegistry:
         """The release record (release.record.ReleaseRecord's JSON) stored with a release version."""
         import json
 
-        return json.loads(self.download(name, version, f"record/{record_file}").read_text())
+        with self.downloaded(name, version, f"record/{record_file}") as record:
+            return json.loads(record.read_text())
 
-    def download(self, name: str, version: str, artefact: str, dst: Path | None = None) -> Path:
-        """A local copy of one artefact (file or folder) of a release version."""
+    def download(self, name: str, version: str, artefact: str, dst: Path) -> Path:
+        """A local copy of one artefact (file or folder) of a release version, in `dst`."""
         v = self.registry._call("reading the version", self.client.get_model_version, name, version)
-        dst = Path(dst or tempfile.mkdtemp(prefix=f"lethe-release-{version}-"))
         return Path(self.registry._call(f"downloading {artefact}", self.client.download_artifacts, v.run_id, artefact,
                                         str(dst)))
+
+    @contextmanager
+    def downloaded(self, name: str, version: str, artefact: str):
+        """download() into a temporary folder that is removed when the block ends: every release change reads
+        records and weights, and a long-lived host (a sweep runner, an operator's shell) must not fill its disk."""
+        with tempfile.TemporaryDirectory(prefix=f"lethe-release-{version}-") as where:
+            yield self.download(name, version, artefact, Path(where))
 
     def versions(self, name: str) -> list[dict]:
         """Every release version, oldest first, as registry records (tags, aliases, status)."""

@@ -58,17 +58,19 @@ def load_takedown(registry: AdapterRegistry, name: str, version: str, seed: int 
         raise ReleaseError(f"{name} version {version} (ticket {tags.get('ticket_id')}) is {record['status']}, not "
                            f"{STATUS_APPROVED}: only takedowns the gate approved go into a release")
     client = registry.client
-    where = Path(tempfile.mkdtemp(prefix=f"lethe-takedown-{version}-"))
-    adapter = Path(registry._call("downloading the adapter", client.download_artifacts, record["run_id"], "adapter",
-                                  str(where)))
-    ticket_dir = Path(registry._call("downloading the ticket", client.download_artifacts, record["run_id"], "ticket",
-                                     str(where)))
-    files = sorted(p for p in ticket_dir.iterdir() if p.suffix.lower() in (".yaml", ".yml", ".json"))
-    if len(files) != 1:
-        raise ReleaseError(f"{name} version {version}: expected one ticket file in its 'ticket' artefact, found "
-                           f"{[p.name for p in files]}")
-    ticket = load_validated(files[0], Ticket)
-    result = load_result(adapter)
+    # The adapter's weights and the ticket are read into memory: the download goes when they are (a long-lived host
+    # builds a release per change, each reading every takedown in production).
+    with tempfile.TemporaryDirectory(prefix=f"lethe-takedown-{version}-") as where:
+        adapter = Path(registry._call("downloading the adapter", client.download_artifacts, record["run_id"], "adapter",
+                                      where))
+        ticket_dir = Path(registry._call("downloading the ticket", client.download_artifacts, record["run_id"], "ticket",
+                                         where))
+        files = sorted(p for p in ticket_dir.iterdir() if p.suffix.lower() in (".yaml", ".yml", ".json"))
+        if len(files) != 1:
+            raise ReleaseError(f"{name} version {version}: expected one ticket file in its 'ticket' artefact, found "
+                               f"{[p.name for p in files]}")
+        ticket = load_validated(files[0], Ticket)
+        result = load_result(adapter)
     entry = ReleaseEntry(ticket_id=ticket.ticket_id, concept=ticket.concept, kind=ticket.kind.value,
                          takedown_version=str(version), content_sha256=tags.get("content_sha256", ""),
                          method=result.method)

@@ -43,7 +43,8 @@ def export_release(model, registry, releases, registry_name: str, out: Path, ver
     if record.base_weights_sha256 != model.weights_sha256:
         raise ExportError(f"release {version} was built on base weights {record.base_weights_sha256[:12]}…, the loaded "
                           f"base model has {model.weights_sha256[:12]}…")
-    release = load_result(releases.download(name, version, "release"))
+    with releases.downloaded(name, version, "release") as folder:
+        release = load_result(folder)  # its weights are read into memory: the folder can go
     if weights_sha256(release, record.base_weights_sha256) != record.weights_sha256:
         raise ExportError(f"release {version}: its stored weights do not hash to the record's weights_sha256")
     pipe = release.fused_copy(model.pipeline)
