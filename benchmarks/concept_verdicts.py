@@ -76,7 +76,10 @@ def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, c
                                                     "retain_accuracy_drop_ci95_high", "retain_worst_drop",
                                                     "neighbour_accuracy_drop_ci95_high", "neighbour_worst_drop",
                                                     "attack_success", "attack_control_rate", "collapse_rate")},
-            "independent": {k: check[k] for k in ("worst_concept_caption", "worst_other_drop", "agrees")}}
+            "independent": {k: check[k] for k in ("worst_concept_caption", "worst_other_drop", "agrees")},
+            # per caption naming the concept: its rate after; for the others, their match rate before -> after
+            "independent_captions": {c: r["concept_after"] if r["names_concept"] else [r["match_before"], r["match_after"]]
+                                     for c, r in check["captions"].items()}}
 
 
 def fidelity(samplers: list[str], images: int, device: str, config_path: Path) -> dict:
