@@ -219,3 +219,28 @@ def test_release_downloads_are_removed_once_read(stores, tmp_path, monkeypatch):
     with releases.downloaded("m-release", version, "release") as folder:
         assert (folder / "x").read_text() == "x" and folder.is_relative_to(scratch)
     assert not folder.exists() and list(scratch.iterdir()) == []
+
+
+def test_an_approved_takedown_loads_whole_and_leaves_no_download_behind(stores, pipe, tmp_path, monkeypatch):
+    import shutil
+    import tempfile
+
+    from components.release.building import load_takedown
+    from tests.conftest import EXAMPLE_TICKET
+    from tests.test_release_lora_file import adapter
+
+    registry, _ = stores
+    saved = adapter(pipe, "circle", 4, 0)
+    ticket = tmp_path / "ticket"
+    ticket.mkdir()
+    shutil.copy(EXAMPLE_TICKET, ticket / "ticket.yaml")
+    version = registry.register("m", {"adapter": saved.save(tmp_path / "adapter"), "ticket": ticket}, {}, {},
+                                run_name="t")
+    registry.promote(version, [], ["ok"])
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    loaded = load_takedown(registry, "m", version.version)
+    assert loaded.entry.ticket_id == "TOY-0001" and loaded.entry.method == "lora_ti"
+    assert all(torch.equal(loaded.result.lora[k], v) for k, v in saved.lora.items())  # read whole, in memory
+    assert list(scratch.iterdir()) == []
