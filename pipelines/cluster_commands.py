@@ -100,7 +100,7 @@ def scheduled_sweep(cron: str, inbox: str, config_path: Path, stack, name: str):
     from zenml.config.schedule import Schedule
 
     from components.config.run_config import load_run_config
-    from pipelines.stack_activation import pipeline_options, require_placeable
+    from pipelines.stack_activation import pipeline_options
     from pipelines.sweep_pipeline import STAGES, sweep_pipeline
 
     if not stack.remote:
@@ -109,9 +109,7 @@ def scheduled_sweep(cron: str, inbox: str, config_path: Path, stack, name: str):
     if not CRON.match(cron):
         raise ValueError(f"--cron {cron!r}: expected five fields, e.g. '0 3 * * *'")
     parameters = {"inbox": inbox_in_pods(inbox, stack), "config_path": path_in_pods(config_path, stack)}
-    config = load_run_config(config_path)
-    require_placeable(config, config_path, stack)
-    options = pipeline_options(config, stack, STAGES, scheduled=True)
+    options = pipeline_options(load_run_config(config_path), stack, STAGES, scheduled=True)
     pipeline = sweep_pipeline.with_options(schedule=Schedule(name=name, cron_expression=cron), **options)
     return pipeline, parameters
 
@@ -126,11 +124,12 @@ def schedule(cron: str = typer.Option(..., help='When to sweep, in cron syntax (
     from pipelines.local_stack import configure_environment
 
     stack_config = load_stack(stack)
-    _load_config(config)
+    run_config = _load_config(config)
     configure_environment()
-    from pipelines.stack_activation import StackNotReady, activate
+    from pipelines.stack_activation import StackNotReady, activate, require_placeable
 
     try:
+        require_placeable(run_config, config, stack_config)  # before anything is built or submitted
         pipeline, parameters = scheduled_sweep(cron, inbox, config, stack_config, name or f"lethe-sweep-{stack_config.name}")
         activate(stack_config)
     except (ValueError, StackNotReady) as err:

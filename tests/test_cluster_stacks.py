@@ -239,7 +239,7 @@ def test_schedules_and_cluster_runs_refuse_what_pods_cannot_see(zenml_env, tmp_p
     assert laptop_ticket.returncode == 2 and "must lie on the shared volume (/var/lib/lethe)" in laptop_ticket.stderr
 
 
-def test_gpu_configs_are_refused_on_kubeflow_before_anything_is_submitted(zenml_env, tmp_path):
+def test_gpu_configs_are_refused_on_kubeflow_before_anything_is_submitted(tmp_path):
     """ZenML 0.98's Kubeflow orchestrator sends no GPU request (the xfail above): every door that would submit an SD
     config there exits 2 naming the config and the steps, instead of a run that stops in its first GPU pod."""
     from components.config.cluster_placement import KUBEFLOW_REQUESTS_GPUS, placement_problems
@@ -254,10 +254,14 @@ def test_gpu_configs_are_refused_on_kubeflow_before_anything_is_submitted(zenml_
     gpu_steps = [step for step in TAKEDOWN_STEPS if asks_for("sd21", step) == "cuda"]  # the steps that load it on CUDA
     assert field == "compute" and f"steps {', '.join(gpu_steps)} need a GPU" in rule
 
+    # a store of its own, where no stack is registered: a config that passes the door stops at the stack
+    zenml_env = {**os.environ, "LETHE_HOME": str(tmp_path / "home"), "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
+                 "ZENML_ANALYTICS_OPT_IN": "false", "HF_HUB_OFFLINE": "1"}
     config = str(REPO / "configs" / "sd21.yaml")
     doors = {"schedule": ["schedule", "--cron", "0 3 * * *", "--inbox", "s3://b/inbox"],
              "takedown": ["takedown", str(REPO / "examples/tickets/erase-circle/ticket.yaml")],
-             "sweep": ["sweep", str(tmp_path)]}
+             "sweep": ["sweep", str(tmp_path / "inbox")]}
+    (tmp_path / "inbox").mkdir()
     for door, args in doors.items():
         refused = run(zenml_env, "-m", "pipelines.cli", *args, "--config", config, "--stack", str(STACKS / "kubeflow.yaml"))
         assert refused.returncode == 2, (door, refused.stderr)
