@@ -21,13 +21,13 @@ from .stack_config import StackConfig
 
 _K8S_MEMORY_UNITS = {"KB": "k", "KiB": "Ki", "MB": "M", "MiB": "Mi", "GB": "G", "GiB": "Gi", "TB": "T", "TiB": "Ti"}
 IMAGE_USER = 10001  # docker/Dockerfile's non-root user
-# Pod-level, through `additional_pod_spec_args`: ZenML 0.98 merges `container_security_context` into the
-# container's snake_case to_dict(), which the API server does not read (see tests/test_cluster_stacks.py).
-# Step pods write the Hugging Face / torch caches and ZenML's temp files: the root filesystem stays writable.
 # ZenML 0.98's Kubeflow orchestrator sends no GPU request (step_settings, below): a step that asks for a GPU would
 # start on a CPU node and stop at model loading, after the run was submitted. Such a run is refused before it is
 # (placement_problems); set True once the strict xfail in tests/test_cluster_stacks.py starts passing.
 KUBEFLOW_REQUESTS_GPUS = False
+# Pod-level, through `additional_pod_spec_args`: ZenML 0.98 merges `container_security_context` into the
+# container's snake_case to_dict(), which the API server does not read (see tests/test_cluster_stacks.py).
+# Step pods write the Hugging Face / torch caches and ZenML's temp files: the root filesystem stays writable.
 NON_ROOT_POD = {"runAsNonRoot": True, "runAsUser": IMAGE_USER, "runAsGroup": IMAGE_USER, "fsGroup": IMAGE_USER,
                 "seccompProfile": {"type": "RuntimeDefault"}}
 
