@@ -33,8 +33,8 @@ def main() -> None:
             states = encode(pipe.text_encoder, tokenize(pipe.tokenizer, [prompt, anchor], "cpu"))
             for name, latents in (("ticket pictures", image_latents(pipe, ticket.image_paths)), ("anchor drawings", drawn)):
                 n, gaps = latents.shape[0], []
+                noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))  # one draw for every t
                 for t in TIMESTEPS:
-                    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(0))
                     tt = torch.full((n,), t)
                     noisy = scheduler.add_noise(latents, noise, tt)
                     e_p, e_a = (predict(pipe.unet, noisy, tt, s.expand(n, -1, -1)) for s in states.split(1))

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -20,11 +21,15 @@ def run(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def zenml_env(tmp_path_factory) -> dict:
-    home = tmp_path_factory.mktemp("lethe-home")
+def env_at(home: Path) -> dict:
+    """The CLI's environment with its own Lethe home and ZenML store under `home`."""
     return {**os.environ, "LETHE_HOME": str(home), "ZENML_CONFIG_PATH": str(home / "zenml"),
             "ZENML_ANALYTICS_OPT_IN": "false", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def zenml_env(tmp_path_factory) -> dict:
+    return env_at(tmp_path_factory.mktemp("lethe-home"))
 
 
 @pytest.fixture(scope="module")
@@ -255,8 +260,7 @@ def test_gpu_configs_are_refused_on_kubeflow_before_anything_is_submitted(tmp_pa
     assert field == "compute" and f"steps {', '.join(gpu_steps)} need a GPU" in rule
 
     # a store of its own, where no stack is registered: a config that passes the door stops at the stack
-    zenml_env = {**os.environ, "LETHE_HOME": str(tmp_path / "home"), "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
-                 "ZENML_ANALYTICS_OPT_IN": "false", "HF_HUB_OFFLINE": "1"}
+    zenml_env = env_at(tmp_path / "home")
     config = str(REPO / "configs" / "sd21.yaml")
     doors = {"schedule": ["schedule", "--cron", "0 3 * * *", "--inbox", "s3://b/inbox"],
              "takedown": ["takedown", str(REPO / "examples/tickets/erase-circle/ticket.yaml")],
