@@ -1,22 +1,23 @@
 """Time to build and verify a release of 1, 2, 3 and 4 concepts on the toy world (CPU), and what it measured.
 
     python -m benchmarks.release_scaling [--out out/bench/release_scaling.json] [--method lora_ti]
-                                         [--adversary-tokens N]
+                                         [--adversary-tokens N] [--candidates] [--on-base]
 
-Per shape a fresh ticket (benchmarks.fresh_tickets), one takedown by the method, registered and approved
-in a temporary sqlite registry; then the release flow adds them one by one (each release: production plus
-one ticket, verified for every concept in it with the config's default evaluation, the attack on the new
-concept). Reported per release: concepts, build (compose) and verify seconds, the verdict, and per
-concept its forget rate (95% upper end) with the joint retain and neighbour drops: the interference.
-The original model's images come from one image cache, as in production (the first release fills it).
-A rejected release leaves production as it was, so the next one holds one concept fewer than its number;
+Per shape a fresh ticket (benchmarks.fresh_tickets), one takedown by the method, trained on top of the release
+so far as the takedown pipeline does (method A; `--on-base` trains every one on the base model instead, the
+earlier design), registered and approved in a temporary sqlite registry; then the release flow adds them one by
+one (each release: production plus one ticket, verified for every concept in it with the config's default
+evaluation, the attack on the new concept). Reported per release: concepts, build (compose) and verify seconds,
+the verdict, and per concept its forget rate (95% upper end) with the joint retain and neighbour drops: the
+interference. The original model's images come from one image cache, as in production (the first release fills
+it). A rejected release leaves production as it was, so the next one holds one concept fewer than its number;
 the rows say what each release held. `--adversary-tokens 0` trains method A without its adversarial rounds
 (faster takedowns; the release's build and verification are the same work either way).
 
 `--candidates` measures the sizes themselves: after the takedowns, the candidate of the first k tickets
 (k = 1..4) is composed and verified directly (components.release: compose, verify_release; no registry,
 production not involved), whatever the verdicts, so a rejected two-concept release does not stop the
-three- and four-concept measurements.
+three- and four-concept measurements; each takedown is then trained on top of the previous candidate.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("configs/toy.yaml"))
     parser.add_argument("--candidates", action="store_true", help="compose and verify the candidate of the first "
                         "k tickets directly, k = 1..4, whatever the verdicts (no production)")
+    parser.add_argument("--on-base", action="store_true", help="train every takedown on the base model, not on top "
+                        "of the release so far")
     args = parser.parse_args()
 
     from components.config.run_config import load_run_config
@@ -51,7 +54,11 @@ def main() -> None:
     from components.registry.model_registry import AdapterRegistry
     from components.registry.release_registry import ReleaseRegistry
     from components.release.building import load_takedown
+    from components.erasure.methods import TRAINS_ON_PRODUCTION
+    from components.erasure.starting_point import StartingPoint
+    from components.release.composition import compose
     from components.release.release_flow import change_release
+    from components.release.training_start import production_start
 
     config = load_run_config(args.config)
     erasure = config.erasure.model_copy(update={"method": args.method})
@@ -68,8 +75,16 @@ def main() -> None:
         ticket = write_ticket(tmp / "tickets" / shape, shape, seed=300 + k)
         loaded = load_ticket(ticket)
         request = with_prompt_sets(ErasureRequest.from_ticket(loaded, seed=config.runtime.seed), config.evaluation)
+        start = None
+        if not args.on_base and config.erasure.method in TRAINS_ON_PRODUCTION:
+            if args.candidates and takedowns:
+                so_far = compose(model.pipeline, [t.entry for t, _ in takedowns], [t.result for t, _ in takedowns])
+                start = StartingPoint(so_far, {"release": f"candidate of {len(takedowns)}",
+                                               "tickets": [t.entry.ticket_id for t, _ in takedowns]})
+            elif not args.candidates:
+                start = production_start(registry, config.base_model.registry_name, model.weights_sha256)
         t0 = time.perf_counter()
-        result = erase(model.pipeline, request, config.erasure)
+        result = erase(model.pipeline, request, config.erasure, start=start)
         erase_s = time.perf_counter() - t0
         version = registry.register(config.base_model.registry_name, {"adapter": result.save(tmp / "adapters" / shape),
                                                                       "ticket": ticket},
@@ -91,7 +106,7 @@ def main() -> None:
         summary = json.loads((outcome.report_dir / "release.json").read_text())
         metrics = json.loads((outcome.report_dir / "metrics.json").read_text())["metrics"]
         row = {"release": k + 1, "concepts": len(summary["per_concept"]), "names": list(summary["per_concept"]),
-               "erase_s": round(erase_s, 1),
+               "erase_s": round(erase_s, 1), "trained_on": result.hyperparameters.get("trained_on"),
                "compose_s": round(outcome.candidate.compose_s, 2), "release_s": round(total, 1),
                "promoted": outcome.promoted, "reasons": outcome.decision.reasons,
                "per_concept": {n: {"forget": m["forget_detection_rate"], "forget_high": m["forget_detection_rate_ci95_high"],

@@ -2,7 +2,8 @@
 verified together, withdrawn, rolled back, rebuilt from the registry, exported for plain diffusers.
 
 The takedowns are the default method (A) on two shapes (circle, square), registered and approved in a real sqlite MLflow
-registry as the takedown pipeline leaves them. The release flow then does what a takedown's last stages do.
+registry as the takedown pipeline leaves them; square's ticket arrives once circle's release serves, and is trained on
+top of it, as the pipeline's training step does. The release flow then does what a takedown's last stages do.
 Settings: the toy config's evaluation (8 images per prompt, at least 128 per set) and bars, except that the recovery attack is one
 short TI and not gated, and method A trains without its adversarial rounds (they harden it against that
 attack, and take minutes): what is tested is composition, joint verification and promotion. The retain
@@ -29,35 +30,44 @@ SMALL = {"erasure__lora_ti__adversary__tokens": 0,  # the adversary hardens A ag
 SHAPES = ("circle", "square", "triangle", "cross")
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, toy_world):
-    """Config, registry and two approved takedowns (circle, square), each with its ticket and request."""
-    from components.config.run_config import load_run_config
+def take_down(world, toy_world, shape: str, seed: int):
+    """Method A on a fresh ticket, trained on top of the production release as the takedown pipeline does, then
+    registered and approved as its gate leaves it."""
     from components.domain.ticket import content_sha256, load_ticket
     from components.erasure.methods import erase
     from components.erasure.request import ErasureRequest
     from components.evaluation.prompt_sets import with_prompt_sets
+    from components.release.training_start import production_start
+
+    tmp, config, registry = world["tmp"], world["config"], world["registry"]
+    model, _ = toy_world
+    ticket_path = write_ticket(tmp / "tickets" / shape, shape, seed=seed)
+    loaded = load_ticket(ticket_path)
+    request = with_prompt_sets(ErasureRequest.from_ticket(loaded, seed=config.runtime.seed), config.evaluation)
+    start = production_start(registry, config.base_model.registry_name, base_model(toy_world).weights_sha256)
+    result = erase(model.pipeline, request, config.erasure, start=start)
+    saved = result.save(tmp / "adapters" / shape)
+    version = registry.register(config.base_model.registry_name, {"adapter": saved, "ticket": ticket_path},
+                                {"ticket_id": loaded.ticket.ticket_id, "content_sha256": content_sha256(loaded),
+                                 "concept": shape, "method": result.method}, {}, run_name=loaded.ticket.ticket_id)
+    registry.promote(version, [], ["approved by the takedown's own gate (test)"])
+    world["takedowns"][shape] = (version, request)
+    return result
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, toy_world):
+    """Config and registry, and the first takedown (circle) approved: the release flow adds it."""
+    from components.config.run_config import load_run_config
     from components.registry.model_registry import AdapterRegistry
     from components.registry.release_registry import ReleaseRegistry
 
     tmp = tmp_path_factory.mktemp("releases")
     config = load_run_config(toy_config_file(tmp, "release", **SMALL))
     registry = AdapterRegistry(f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=(tmp / "artifacts").as_uri())
-    model, _ = toy_world
-    takedowns = {}
-    for k, shape in enumerate(("circle", "square")):
-        ticket_path = write_ticket(tmp / "tickets" / shape, shape, seed=100 + k)
-        loaded = load_ticket(ticket_path)
-        request = with_prompt_sets(ErasureRequest.from_ticket(loaded, seed=config.runtime.seed), config.evaluation)
-        result = erase(model.pipeline, request, config.erasure)
-        saved = result.save(tmp / "adapters" / shape)
-        version = registry.register(config.base_model.registry_name, {"adapter": saved, "ticket": ticket_path},
-                                    {"ticket_id": loaded.ticket.ticket_id, "content_sha256": content_sha256(loaded),
-                                     "concept": shape, "method": result.method}, {}, run_name=loaded.ticket.ticket_id)
-        registry.promote(version, [], ["approved by the takedown's own gate (test)"])
-        takedowns[shape] = (version, request)
-    return {"tmp": tmp, "config": config, "registry": registry, "releases": ReleaseRegistry(registry),
-            "takedowns": takedowns}
+    world = {"tmp": tmp, "config": config, "registry": registry, "releases": ReleaseRegistry(registry), "takedowns": {}}
+    take_down(world, toy_world, "circle", seed=100)
+    return world
 
 
 def base_model(toy_world):
@@ -81,7 +91,10 @@ def add(world, toy_world, shape, work):
 
 @pytest.fixture(scope="module")
 def two_releases(world, toy_world):
+    """Circle's release, then square taken down on top of it (the second ticket arrives after the first is served)."""
     first = add(world, toy_world, "circle", world["tmp"] / "r1")
+    square = take_down(world, toy_world, "square", seed=101)
+    assert square.hyperparameters["trained_on"]["release"] == first.version
     second = add(world, toy_world, "square", world["tmp"] / "r2")
     return first, second
 

@@ -17,6 +17,11 @@ becomes that of "a circle" pushed away from red, so the concept goes and the res
 <c*> makes the erasure cover what the images show, not only the literal name. The retain term keeps the U-Net's predictions
 for retain prompts (and the empty prompt, which classifier-free guidance uses) where they were.
 The paper's exact weighting is not public; this is the reading in ../shared/METHODS.md.
+
+Given a `start` (the production release), every "original" above is the production model's: the adapter is trained
+on top of what is served, so its retain term keeps earlier takedowns' concepts erased (starting_point.py). The LoRA
+is then a difference over production's weights; the final norm is stored as base + (trained - production's), a
+difference too, so that a release adds every takedown's change over the base.
 """
 from __future__ import annotations
 
@@ -27,27 +32,32 @@ from ..domain.progress_lines import progress_bar
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
 from .lora_adapter import LoraAdapter
+from .tensors import get_tensor
 from ..domain.prompt_templates import fill
 from .text_encoder_parts import ATTENTION, MLP, final_norm, last_layers, layer_modules
+from .starting_point import StartingPoint
 from .textual_inversion import initial_row, learn_token, prompt_templates, text_encoder_with_token
 from ..domain.prompt_terms import without
 
 
-def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
-    """config: run_config.Erasure (uses .lora_ti and .textual_inversion)."""
+def erase_lora_ti(pipe, request, config, progress: bool = False, start: StartingPoint | None = None) -> LoraAdapter:
+    """config: run_config.Erasure (uses .lora_ti and .textual_inversion). `pipe` is the base model; `start`, a change
+    over it to train on top of (its weights are fused into copies; `pipe` is left as it is)."""
     params = config.lora_ti
-    start = time.perf_counter()
+    began = time.perf_counter()
     concept = request.concept
     token = request.learned_token or learn_token(pipe, concept, request.images, config.textual_inversion,
                                                  seed=request.seed, progress=progress)
     torch.manual_seed(request.seed)
     gen = torch.Generator().manual_seed(request.seed)
     device = pipe.unet.device
+    source = start.change.fused_copy(pipe) if start is not None else pipe  # the model training starts from
+    unet = source.unet
 
-    tokenizer, text_encoder, _ = text_encoder_with_token(pipe, token.token, token.embedding)
+    tokenizer, text_encoder, _ = text_encoder_with_token(source, token.token, token.embedding)
     adversary = _Adversary(tokenizer, text_encoder, params.adversary, config.textual_inversion, token.embedding)
     text_encoder.to(device)
-    frozen(text_encoder, pipe.unet, pipe.vae, pipe.text_encoder)
+    frozen(text_encoder, pipe.unet, pipe.vae, pipe.text_encoder, source.unet, source.text_encoder)
     templates = prompt_templates(config.textual_inversion, concept.kind)  # the token's prompts, as TI learned it
     name_prompts, token_prompts = request.concept_prompts(), fill(templates, token.token)
     name_ids = tokenize(tokenizer, name_prompts, device)
@@ -73,7 +83,7 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
 
     retain_ids = tokenize(tokenizer, request.kept_prompts(), device)
     with torch.no_grad():
-        retain_orig = encode(pipe.text_encoder, retain_ids).float()
+        retain_orig = encode(source.text_encoder, retain_ids).float()
     latents = image_latents(pipe, request.images)
     scheduler = training_scheduler(pipe)
     optimizer = torch.optim.Adam(trainable, lr=params.learning_rate)
@@ -83,7 +93,7 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
     for step in bar:
         chosen = latents if batch == latents.shape[0] else latents[pick(latents.shape[0], batch, gen).to(device)]
         n = chosen.shape[0]
-        attacker_loss = adversary.attack(pipe.unet, scheduler, chosen, adversary_ids, step, gen)
+        attacker_loss = adversary.attack(unet, scheduler, chosen, adversary_ids, step, gen)
         noisy, t, target = noised(scheduler, chosen, gen)
         name_pick, token_pick = pick(name_ids.shape[0], n, gen).to(device), pick(token_ids.shape[0], n, gen).to(device)
         r = pick(retain_ids.shape[0], n, gen).to(device)
@@ -93,11 +103,11 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
         forget_ids += [ids[k] for ids, k in zip(adversary_ids, adv_pick)]
         groups = len(forget_ids)
         states = encode(text_encoder, torch.cat([*forget_ids, retain_ids[r]]))
-        preds = predict(pipe.unet, noisy.repeat(groups + 1, 1, 1, 1), t.repeat(groups + 1), states).split(n)
+        preds = predict(unet, noisy.repeat(groups + 1, 1, 1, 1), t.repeat(groups + 1), states).split(n)
         forget_preds, retain_pred = preds[:groups], preds[groups]
         loss_name, loss_token = per_sample_mse(forget_preds[0], target), per_sample_mse(forget_preds[1], target)
         with torch.no_grad():
-            keep_target, *steer = _targets(pipe.unet, noisy, t, retain_orig[r], params.negative_guidance, [
+            keep_target, *steer = _targets(unet, noisy, t, retain_orig[r], params.negative_guidance, [
                 (name_anchor[name_pick], name_orig[name_pick]), (token_anchor[token_pick], token_orig[token_pick]),
                 *[(token_anchor[k], token_orig[k]) for k in adv_pick]] if anchored else [])
         if anchored:
@@ -117,13 +127,18 @@ def erase_lora_ti(pipe, request, config, progress: bool = False) -> LoraAdapter:
     lora = {f"text_encoder.{k}": v for k, v in get_peft_model_state_dict(text_encoder, save_embedding_layers=False).items()}
     norm_values = ({f"text_encoder.{norm_name}.{k}": v for k, v in norm.state_dict().items()}
                    if params.train_final_layer_norm else {})
+    if start is not None:  # the norm's change over production, kept as a change over the base (see above)
+        norm_values = {k: get_tensor(pipe, k).detach().float().cpu()
+                       + (v.detach().float().cpu() - get_tensor(source, k).detach().float().cpu())
+                       for k, v in norm_values.items()}
     return LoraAdapter.from_training(
         pipe, lora, {k: v for k, v in lora_config.items() if k != "init_lora_weights"}, norm_values,
         method="lora_ti", concepts=[concept.name],
         hyperparameters={**params.model_dump(), "seed": request.seed, "templates": list(templates),
                          "token": token.token, "token_steps": token.hyperparameters.get("steps"),
-                         "token_wall_time_s": token.wall_time_s},
-        wall_time_s=time.perf_counter() - start, history=history)
+                         "token_wall_time_s": token.wall_time_s,
+                         "trained_on": dict(start.label) if start is not None else {"release": "none: the base model"}},
+        wall_time_s=time.perf_counter() - began, history=history)
 
 
 def _targets(unet, noisy, t, retain_states, guidance: float, pairs) -> list[torch.Tensor]:

@@ -285,5 +285,9 @@ def identifiers_for(ticket=None, model=None, result=None, extra: dict | None = N
                     "tensors changed": str(len(result.changed_tensors())),
                     "erasure time": f"{result.wall_time_s:.1f} s",
                     "hyperparameters": json.dumps(_plain(result.hyperparameters), sort_keys=True)})
+        on = result.hyperparameters.get("trained_on")
+        if isinstance(on, dict):  # method A trains on top of the production release (release/training_start.py)
+            tickets = ", ".join(on.get("tickets", []))
+            ids["trained on"] = f"release {on.get('release')} (tickets {tickets})" if tickets else "the base model"
     ids.update(extra or {})
     return ids

@@ -77,6 +77,21 @@ def load_takedown(registry: AdapterRegistry, name: str, version: str, seed: int 
     return Takedown(entry, result, ErasureRequest.from_ticket_fields(ticket, seed=seed))
 
 
+RELEASE_WEIGHTS = "release"  # the artefact that holds a release version's composed weights
+
+
+def stored_weights(releases: ReleaseRegistry, name: str, version: str, record: ReleaseRecord) -> WeightDelta:
+    """Release `version`'s composed weights as registered (read into memory; the download goes), checked against
+    the weights hash its record holds."""
+    with releases.downloaded(name, version, RELEASE_WEIGHTS) as folder:
+        release = load_result(folder)
+    found = weights_sha256(release, record.base_weights_sha256)
+    if found != record.weights_sha256:
+        raise ReleaseError(f"release {version} of {name}: its stored weights hash to {found[:12]}…, its record says "
+                           f"{record.weights_sha256[:12]}…")
+    return release
+
+
 def read_record(releases: ReleaseRegistry, name: str, version: str) -> ReleaseRecord:
     """The record stored with release `version` of the release model `name`."""
     return ReleaseRecord.from_dict(releases.record_data(name, version, RELEASE_JSON))

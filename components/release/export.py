@@ -13,10 +13,8 @@ import shutil
 from pathlib import Path
 
 from ..domain.hashing import file_sha256
-from ..erasure.result_kinds import load_result
 from ..registry.release_registry import release_model_name
-from .composition import weights_sha256
-from .building import read_record
+from .building import ReleaseError, read_record, stored_weights
 from .lora_file import LoraFileRefused, release_lora, write_lora_files
 
 MANIFEST = "lethe_release_manifest.json"
@@ -43,10 +41,10 @@ def export_release(model, registry, releases, registry_name: str, out: Path, ver
     if record.base_weights_sha256 != model.weights_sha256:
         raise ExportError(f"release {version} was built on base weights {record.base_weights_sha256[:12]}…, the loaded "
                           f"base model has {model.weights_sha256[:12]}…")
-    with releases.downloaded(name, version, "release") as folder:
-        release = load_result(folder)  # its weights are read into memory: the folder can go
-    if weights_sha256(release, record.base_weights_sha256) != record.weights_sha256:
-        raise ExportError(f"release {version}: its stored weights do not hash to the record's weights_sha256")
+    try:
+        release = stored_weights(releases, name, version, record)
+    except ReleaseError as err:
+        raise ExportError(str(err)) from err
     pipe = release.fused_copy(model.pipeline)
     pipe.save_pretrained(out, safe_serialization=True)
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..evaluation.decision import Check, Decision
 from ..registry.release_registry import ProductionMoved, release_model_name
-from .building import Candidate, Takedown, build, release_tags
+from .building import RELEASE_WEIGHTS, Candidate, Takedown, build, release_tags
 from .verification import release_decision, verify_release
 
 MAX_ATTEMPTS = 5  # each attempt rebuilds on a production another process moved; more means something is wrong
@@ -112,7 +112,7 @@ def verify_and_register(model, candidate: Candidate, new_requests: dict, config,
          "per_concept": per_concept, "decision": decision.as_dict()}, indent=2, sort_keys=True, default=str) + "\n")
     record_dir = work / "record"
     candidate.record.save(record_dir)
-    artefacts = {"record": record_dir, "release": candidate.release.save(work / "release"), "report": report_dir}
+    artefacts = {"record": record_dir, RELEASE_WEIGHTS: candidate.release.save(work / "release"), "report": report_dir}
     version = releases.register(name, artefacts, release_tags(candidate), metrics,
                                 description=f"{candidate.record.reason}: {', '.join(candidate.record.tickets) or 'base model'}")
     releases.set_candidate(version)

@@ -113,18 +113,33 @@ def request_for(loaded: LoadedTicket, config: RunConfig, token=None):
     return with_prompt_sets(request, config.evaluation)
 
 
-def train_unlearning(inputs: ResolvedInputs, token, work: Path, progress: bool = False, erasure=None):
+def train_unlearning(inputs: ResolvedInputs, token, work: Path, progress: bool = False, erasure=None, start=None):
     """Stage 3: the configured erasure method (an ErasureResult; erase() refuses one with non-finite weights).
-    `erasure` overrides the config's erasure settings (the CLI's --method)."""
+    `erasure` overrides the config's erasure settings (the CLI's --method); `start`, the production release to train
+    on top of (training_start below), or None: the base model."""
     from ..erasure.methods import erase
 
     loaded, config = inputs.ticket(), inputs.config()
     erasure = erasure or config.erasure
     model = stage_model(inputs, config, "train_unlearning")
     # A record that training began: a run that dies here leaves it, and no result, behind.
-    (work / TRAINING_STARTED_JSON).write_text(json.dumps({"method": erasure.method,
-                                                          "base_weights_sha256": model.weights_sha256}) + "\n")
-    return erase(model.pipeline, request_for(loaded, config, token), erasure, progress=progress)
+    (work / TRAINING_STARTED_JSON).write_text(json.dumps({
+        "method": erasure.method, "base_weights_sha256": model.weights_sha256,
+        "trained_on": start.label if start is not None else {"release": "none: the base model"}}) + "\n")
+    return erase(model.pipeline, request_for(loaded, config, token), erasure, progress=progress, start=start)
+
+
+def training_start(inputs: ResolvedInputs, registry):
+    """Where this ticket's takedown is trained from: the production release (a StartingPoint) for the methods that
+    train on top of it (erasure.methods.TRAINS_ON_PRODUCTION), else None (the base model). The release stage later
+    composes the takedown onto production as it is then, and verifies that."""
+    from ..erasure.methods import TRAINS_ON_PRODUCTION
+    from ..release.training_start import production_start
+
+    config = inputs.config()
+    if config.erasure.method not in TRAINS_ON_PRODUCTION:
+        return None
+    return production_start(registry, config.base_model.registry_name, inputs.base.weights_sha256)
 
 
 def evaluate(inputs: ResolvedInputs, token, result, report_dir: Path, progress: bool = False,
