@@ -165,6 +165,19 @@ def test_a_candidate_that_brings_an_earlier_concept_back_is_rejected_and_product
     assert record["status"] == "rejected" and "production" not in record["aliases"]
 
 
+def shape_rate(pipe, shape: str, config) -> float:
+    """The toy detector's rate of `shape` over its four colour captions, 8 images each (seed 4242)."""
+    from components.erasure.request import Concept
+    from components.evaluation.detectors import ToyDetector
+    from components.evaluation.generation import generate
+    from components.toyworld.world import DETECTOR_DIR
+
+    captions = [f"a {c} {shape}" for c in ("red", "green", "blue", "yellow")]
+    drawn = generate(pipe, captions, 8, config.sampling, seed=4242)
+    detector = ToyDetector(DETECTOR_DIR)
+    return float(np.mean(np.concatenate([detector.concept_present(drawn[c], Concept(shape)) for c in captions])))
+
+
 def test_withdraw_then_rollback(world, toy_world, two_releases):
     from components.release.release_flow import change_release, rollback
 
@@ -176,6 +189,12 @@ def test_withdraw_then_rollback(world, toy_world, two_releases):
     version, record = production(world)
     assert record.concepts == ["square"] and record.reason == "withdrawal" and record.note == "appeal upheld"
     assert any("not gated" in c.reason for c in outcome.decision.checks)  # no new concept: no attack
+    # drawn with seeds of its own: the withdrawn concept is back (>= 90% of the base), the other still gone
+    served = outcome.candidate.release.fused_copy(base_model(toy_world).pipeline)
+    circle_base, circle_served = (shape_rate(pipe, "circle", world["config"])
+                                  for pipe in (base_model(toy_world).pipeline, served))
+    assert circle_served >= 0.9 * circle_base, (circle_base, circle_served)
+    assert shape_rate(served, "square", world["config"]) <= 0.05
     assert rollback(world["releases"], registry_name, "test", "legal review") == (version, before)
     again, again_record = production(world)
     assert again == before and again_record.weights_sha256 == before_record.weights_sha256
