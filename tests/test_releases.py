@@ -166,13 +166,13 @@ def test_a_candidate_that_brings_an_earlier_concept_back_is_rejected_and_product
 
 
 def shape_rate(pipe, shape: str, config) -> float:
-    """The toy detector's rate of `shape` over its four colour captions, 8 images each (seed 4242)."""
+    """The toy detector's rate of `shape` over all its captions (the vocabulary's ten), 8 images each (seed 4242)."""
     from components.erasure.request import Concept
     from components.evaluation.detectors import ToyDetector
     from components.evaluation.generation import generate
     from components.toyworld.world import DETECTOR_DIR
 
-    captions = [f"a {c} {shape}" for c in ("red", "green", "blue", "yellow")]
+    captions = [f"{form}{c}{shape}" for form in ("a ", "a photo of a ") for c in ("red ", "green ", "blue ", "yellow ", "")]
     drawn = generate(pipe, captions, 8, config.sampling, seed=4242)
     detector = ToyDetector(DETECTOR_DIR)
     return float(np.mean(np.concatenate([detector.concept_present(drawn[c], Concept(shape)) for c in captions])))
@@ -189,7 +189,8 @@ def test_withdraw_then_rollback(world, toy_world, two_releases):
     version, record = production(world)
     assert record.concepts == ["square"] and record.reason == "withdrawal" and record.note == "appeal upheld"
     assert any("not gated" in c.reason for c in outcome.decision.checks)  # no new concept: no attack
-    # drawn with seeds of its own: the withdrawn concept is back (>= 90% of the base), the other still gone
+    # drawn with seeds of its own: the withdrawn concept is back (>= 90% of the base), the other still gone (<= 5% over
+    # all its captions; square was trained on top of circle's release, and alone it is not quite as gone: BENCHMARKS.md)
     served = outcome.candidate.release.fused_copy(base_model(toy_world).pipeline)
     circle_base, circle_served = (shape_rate(pipe, "circle", world["config"])
                                   for pipe in (base_model(toy_world).pipeline, served))
