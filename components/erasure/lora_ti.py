@@ -35,7 +35,7 @@ from .lora_adapter import LoraAdapter
 from .tensors import get_tensor
 from ..domain.prompt_templates import fill
 from .text_encoder_parts import ATTENTION, MLP, final_norm, last_layers, layer_modules
-from .starting_point import StartingPoint
+from .starting_point import StartingPoint, label_of
 from .textual_inversion import initial_row, learn_token, prompt_templates, text_encoder_with_token
 from ..domain.prompt_terms import without
 
@@ -137,7 +137,7 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
         hyperparameters={**params.model_dump(), "seed": request.seed, "templates": list(templates),
                          "token": token.token, "token_steps": token.hyperparameters.get("steps"),
                          "token_wall_time_s": token.wall_time_s,
-                         "trained_on": dict(start.label) if start is not None else {"release": "none: the base model"}},
+                         "trained_on": label_of(start)},
         wall_time_s=time.perf_counter() - began, history=history)
 
 

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 
 from .result import ErasureResult
 
+BASE_LABEL = {"release": "none: the base model"}  # the lineage of a takedown trained on the base model itself
+
 
 @dataclass(frozen=True)
 class StartingPoint:
     change: ErasureResult  # the production release's weights over the base
     label: dict = field(default_factory=dict)  # what it is, for the takedown's lineage: release version, tickets, hash
 
-    @property
-    def concepts(self) -> list[str]:
-        return list(self.change.concepts)
+
+def label_of(start: StartingPoint | None) -> dict:
+    """What a takedown records as trained on: the starting point's label, or the base model."""
+    return dict(start.label) if start is not None else dict(BASE_LABEL)

@@ -118,6 +118,7 @@ def train_unlearning(inputs: ResolvedInputs, token, work: Path, progress: bool =
     `erasure` overrides the config's erasure settings (the CLI's --method); `start`, the production release to train
     on top of (training_start below), or None: the base model."""
     from ..erasure.methods import erase
+    from ..erasure.starting_point import label_of
 
     loaded, config = inputs.ticket(), inputs.config()
     erasure = erasure or config.erasure
@@ -125,7 +126,7 @@ def train_unlearning(inputs: ResolvedInputs, token, work: Path, progress: bool =
     # A record that training began: a run that dies here leaves it, and no result, behind.
     (work / TRAINING_STARTED_JSON).write_text(json.dumps({
         "method": erasure.method, "base_weights_sha256": model.weights_sha256,
-        "trained_on": start.label if start is not None else {"release": "none: the base model"}}) + "\n")
+        "trained_on": label_of(start)}) + "\n")
     return erase(model.pipeline, request_for(loaded, config, token), erasure, progress=progress, start=start)
 
 
