@@ -123,6 +123,11 @@ class LoraTIParams(Strict):
         "anchored (an extension, ESD's target in noise space): steer each forget prompt's prediction to its anchor "
         "(the prompt without the concept's words) pushed away from the concept by `negative_guidance`.")
     negative_guidance: float = Field(default=1.0, ge=0, description="anchored: target = e(anchor) - g (e(prompt) - e(anchor)).")
+    concept_guidance: float = Field(default=0.0, ge=0, description=(
+        "anchored: also subtract h (e(concept) - e('')) from the name prompts' targets, e(concept) the prediction "
+        "for the concept's bare prompt (the TI templates' first, filled with its name). The anchor alone can itself "
+        "be drawn as the concept ('a blue' draws triangles); this pushes away from the concept measured against the "
+        "empty prompt, whatever the anchor leans to (composable diffusion's NOT)."))
     train_final_layer_norm: bool = Field(default=True, description="Also retrain the final layer norm (shipped beside the LoRA).")
     adversary: AdversaryParams = AdversaryParams()
 
