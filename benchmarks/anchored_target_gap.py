@@ -1,6 +1,7 @@
 """How hard method A's anchored target pushes, by timestep: the mean squared difference between the prediction for a
 forget prompt and for its anchor (the prompt without the concept's words), on noised latents of the ticket's pictures
-(all of the concept) and of the original model's drawings of the anchor (mostly not).
+(all of the concept) and of the original model's drawings of the anchor (which show the concept
+for some anchors: benchmarks.anchor_drawings).
 
     python -m benchmarks.anchored_target_gap
 """
