@@ -3,21 +3,19 @@ prompt differs from the empty prompt, a direction that does not depend on the an
 drawn as a triangle by the toy model, so anchoring alone pushes little there)."""
 import torch
 
-from components.erasure.denoising import encode, predict, tokenize
+from components.erasure.denoising import encode, image_latents, noised, predict, tokenize, training_scheduler
 from components.erasure.lora_ti import _targets
 
 
-def test_targets_subtract_the_concept_direction_measured_against_the_empty_prompt(toy_world):
+def test_targets_subtract_the_concept_direction_measured_against_the_empty_prompt(toy_world, circle_images):
     model, _ = toy_world
     pipe = model.pipeline
     unet, encoder = pipe.unet, pipe.text_encoder
     prompts = ["a red square", "a blue", "a blue triangle", "a triangle", ""]
     with torch.no_grad():
         states = encode(encoder, tokenize(pipe.tokenizer, prompts, "cpu"))
-        retain, anchor, prompt, concept, empty = (states[i:i + 1].repeat(3, 1, 1) for i in range(5))
-        gen = torch.Generator().manual_seed(3)
-        noisy = torch.randn((3, *unet_latent_shape(pipe)), generator=gen)
-        t = torch.tensor([900, 500, 100])
+        noisy, t, _ = noised(training_scheduler(pipe), image_latents(pipe, circle_images), torch.Generator().manual_seed(3))
+        retain, anchor, prompt, concept, empty = (states[i:i + 1].repeat(noisy.shape[0], 1, 1) for i in range(5))
 
         def e(s):
             return predict(unet, noisy, t, s)
@@ -33,8 +31,3 @@ def test_targets_subtract_the_concept_direction_measured_against_the_empty_promp
     assert torch.allclose(negated[2], plain[2], atol=1e-5)  # only the name prompts' target is negated
     assert torch.allclose(unused[1], plain[1], atol=1e-5)
     assert not torch.allclose(negated[1], plain[1], atol=1e-3)  # the concept direction is not nothing
-
-
-def unet_latent_shape(pipe) -> tuple[int, int, int]:
-    size = pipe.unet.config.sample_size
-    return pipe.unet.config.in_channels, size, size
