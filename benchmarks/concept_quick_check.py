@@ -3,7 +3,7 @@
 recovery-attack restart on the erased model. No evaluation, no gate: for comparing settings, ~11 minutes a
 concept at 1 thread; the product's figures come from concept_verdicts / concept_table.
 
-    python -m benchmarks.concept_quick_check CONCEPT [--set '{"concept_guidance": 2.0}'] [--label NAME]
+    python -m benchmarks.concept_quick_check CONCEPT [--set '{"concept_guidance": 2.0}'] [--label NAME] [--all-restarts]
 
 Prints one JSON line (RESULT ...) and appends it to OUT/results.jsonl. The original's check images and the TI
 token are cached in OUT (default out/quick), so later settings of a concept redo only method A, the check's
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "toy.yaml")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--images", type=int, default=8, help="images per caption in the check")
+    parser.add_argument("--all-restarts", action="store_true", help="every attack restart of the config, not the first")
     args = parser.parse_args()
 
     import numpy as np
@@ -51,7 +52,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = args.out
     config = load_run_config(args.config)
-    block = config.erasure.lora_ti.model_copy(update=json.loads(args.set))
+    block = config.erasure.lora_ti
+    block = type(block).model_validate(_merged(block.model_dump(), json.loads(args.set)))
     config = config.model_copy(update={"erasure": config.erasure.model_copy(update={"method": "lora_ti", "lora_ti": block})})
     loaded = load_ticket(write_ticket(out / "tickets" / args.concept, args.concept, 7 + CONCEPTS.index(args.concept)))
     model = load_pipeline(config.base_model.source, device="cpu")
@@ -80,20 +82,28 @@ def main() -> None:
            "concept_captions": {c: r["concept_after"] for c, r in rows if r["names_concept"]},
            "drops_over_7_points": {c: r["match_before"] - r["match_after"] for c, r in rows
                                    if not r["names_concept"] and r["match_before"] - r["match_after"] > 0.07}}
-    # The evaluation's first attack restart, drawn with its own image seed
+    # The evaluation's attack restarts (the first, or all with --all-restarts), drawn with their own image seed
     evaluation, ti = config.evaluation, config.erasure.textual_inversion
-    restart = evaluation.attack.restarts[0]
-    attack_token = learn_attack_token(served, request.concept, request.images, ti, evaluation.attack,
-                                      config.runtime.seed + restart.seed_offset)
-    attacked, attack = token_pipeline(served, attack_token, evaluation.attack.templates)
-    drawn = generate(attacked, attack.prompts, args.images, config.sampling, seed=ATTACK_IMAGE_SEED)
     detector = ConceptDetector.from_pretrained(config.evaluation.detector.path)
-    row["attack_restart_1"] = float(np.mean([args.concept in (d.shape, d.colour)
-                                             for p in attack.prompts for d in detector.detect(drawn[p])]))
+    restarts = evaluation.attack.restarts if args.all_restarts else evaluation.attack.restarts[:1]
+    for k, restart in enumerate(restarts, start=1):
+        attack_ti = ti.model_copy(update={"init_word": restart.init_word}) if restart.init_word else ti
+        attack_token = learn_attack_token(served, request.concept, request.images, attack_ti, evaluation.attack,
+                                          config.runtime.seed + restart.seed_offset)
+        attacked, attack = token_pipeline(served, attack_token, evaluation.attack.templates)
+        drawn = generate(attacked, attack.prompts, args.images, config.sampling, seed=ATTACK_IMAGE_SEED)
+        row[f"attack_restart_{k}"] = float(np.mean([args.concept in (d.shape, d.colour)
+                                                    for p in attack.prompts for d in detector.detect(drawn[p])]))
     row["total_s"] = round(time.perf_counter() - began, 1)
     print("RESULT", json.dumps(row), flush=True)
     with open(out / "results.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def _merged(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` applied, nested blocks (e.g. {"adversary": {"inner_steps": 2}}) merged key by key."""
+    return {**base, **{k: _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                       for k, v in overrides.items()}}
 
 
 if __name__ == "__main__":
