@@ -71,7 +71,7 @@ def check_served(original, served, concept: str, images: int, config) -> dict:
     forget = [r["concept_after"] for r in rows.values() if r["names_concept"]]
     others = [r["match_before"] - r["match_after"] for r in rows.values() if not r["names_concept"]]
     return {"captions": rows, "worst_concept_caption": max(forget), "worst_other_drop": max(others),
-            "agrees": max(forget) <= 0.05 and max(others) <= 0.10}
+            "meets_bar": max(forget) <= 0.05 and max(others) <= 0.10}  # issue 13's bar, judged without the gate
 
 
 def main() -> None:

@@ -76,7 +76,9 @@ def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, c
                                                     "retain_accuracy_drop_ci95_high", "retain_worst_drop",
                                                     "neighbour_accuracy_drop_ci95_high", "neighbour_worst_drop",
                                                     "attack_success", "attack_control_rate", "collapse_rate")},
-            "independent": {k: check[k] for k in ("worst_concept_caption", "worst_other_drop", "agrees")},
+            # agrees: the gate promoted exactly when the check's bar holds (the check runs no recovery attack)
+            "independent": {**{k: check[k] for k in ("worst_concept_caption", "worst_other_drop", "meets_bar")},
+                            "agrees": decision.passed == check["meets_bar"]},
             # per caption naming the concept: its rate after; for the others, their match rate before -> after
             "independent_captions": {c: r["concept_after"] if r["names_concept"] else [r["match_before"], r["match_after"]]
                                      for c, r in check["captions"].items()}}
