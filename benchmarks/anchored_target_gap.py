@@ -17,8 +17,7 @@ TIMESTEPS = (900, 700, 500, 300, 100)
 
 
 def main() -> None:
-    from benchmarks.concept_verdicts import CONCEPTS
-    from benchmarks.fresh_tickets import write_ticket
+    from benchmarks.fresh_tickets import concept_ticket
     from components.domain.ticket import load_ticket
     from components.erasure.denoising import encode, image_latents, predict, tokenize, training_scheduler
     from components.models.loading import load_pipeline
@@ -28,7 +27,7 @@ def main() -> None:
     scheduler = training_scheduler(pipe)
     with TemporaryDirectory() as scratch, torch.no_grad():
         for concept, prompt, anchor in CASES:  # the tickets of benchmarks.concept_verdicts (seed 7 + the concept's index)
-            ticket = load_ticket(write_ticket(Path(scratch) / concept, concept, 7 + CONCEPTS.index(concept)))
+            ticket = load_ticket(concept_ticket(Path(scratch), concept))
             drawn = pipe([anchor] * 10, num_inference_steps=25, guidance_scale=5.0, output_type="latent",
                          generator=[torch.Generator().manual_seed(i) for i in range(10)]).images.float()
             states = encode(pipe.text_encoder, tokenize(pipe.tokenizer, [prompt, anchor], "cpu"))

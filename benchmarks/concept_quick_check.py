@@ -36,8 +36,7 @@ def main() -> None:
     import torch
 
     from benchmarks.concept_table import _ORIGINAL, check_served
-    from benchmarks.concept_verdicts import CONCEPTS
-    from benchmarks.fresh_tickets import write_ticket
+    from benchmarks.fresh_tickets import concept_ticket
     from components.config.run_config import load_run_config
     from components.domain.ticket import load_ticket
     from components.erasure.methods import erase
@@ -55,7 +54,7 @@ def main() -> None:
     block = config.erasure.lora_ti
     block = type(block).model_validate(_merged(block.model_dump(), json.loads(args.set)))
     config = config.model_copy(update={"erasure": config.erasure.model_copy(update={"method": "lora_ti", "lora_ti": block})})
-    loaded = load_ticket(write_ticket(out / "tickets" / args.concept, args.concept, 7 + CONCEPTS.index(args.concept)))
+    loaded = load_ticket(concept_ticket(out / "tickets", args.concept))
     model = load_pipeline(config.base_model.source, device="cpu")
     began = time.perf_counter()
     token_file = out / f"token-{args.concept}.pt"

@@ -84,15 +84,14 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=None, help="LETHE_HOME for the takedowns (default: OUT/lethe-home).")
     args = parser.parse_args()
 
-    from benchmarks.fresh_tickets import write_ticket
+    from benchmarks.fresh_tickets import concept_ticket
     from components.config.run_config import load_run_config
 
     config = load_run_config(args.config)
     home = args.home or args.out / "lethe-home"
     results = []
     for concept in args.concepts:
-        k = [*SHAPES, *COLOURS].index(concept)  # the same ticket images whichever concepts are run
-        ticket = write_ticket(args.out / "tickets" / concept, concept, args.seed + k)
+        ticket = concept_ticket(args.out / "tickets", concept, args.seed)
         code, seconds, output = takedown(ticket, home, args.config)
         row = {"concept": concept, "exit_code": code, "verdict": {0: "PROMOTED", 1: "REJECTED"}.get(code, f"exit {code}"),
                "takedown_s": seconds}

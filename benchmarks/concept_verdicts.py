@@ -23,8 +23,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchmarks.fresh_tickets import CONCEPTS, concept_ticket
+
 REPO = Path(__file__).resolve().parents[1]
-CONCEPTS = ("circle", "square", "triangle", "cross", "red", "green", "blue", "yellow")
 
 
 def sampling_for(config, sampler: str):
@@ -38,7 +39,6 @@ def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, c
     import torch
 
     from benchmarks.concept_table import check_served
-    from benchmarks.fresh_tickets import write_ticket
     from components.config.run_config import load_run_config
     from components.domain.ticket import load_ticket
     from components.erasure.methods import erase
@@ -52,8 +52,7 @@ def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, c
     torch.set_num_threads(1)
     config = load_run_config(config_path)
     config = config.model_copy(update={"sampling": sampling_for(config, sampler)})
-    k = list(CONCEPTS).index(concept)
-    loaded = load_ticket(write_ticket(out / "tickets" / concept, concept, 7 + k))
+    loaded = load_ticket(concept_ticket(out / "tickets", concept))
     model = load_pipeline(config.base_model.source, device=device)
     times = {}
     t = time.perf_counter()

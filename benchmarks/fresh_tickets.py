@@ -57,6 +57,16 @@ def draw(shape: str, colour: str, rng: np.random.Generator, spot: int = 0) -> Im
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+CONCEPTS = (*SHAPES, *HUES)  # every toy concept, in the order that gives each its ticket seed
+FIRST_SEED = 7
+
+
+def concept_ticket(tickets: Path, concept: str, first_seed: int = FIRST_SEED) -> Path:
+    """The fresh ticket the concept harnesses use: in tickets/CONCEPT, seed first_seed + the concept's index in
+    CONCEPTS, so a concept gets the same images whichever others are run."""
+    return write_ticket(tickets / concept, concept, first_seed + CONCEPTS.index(concept))
+
+
 def write_ticket(folder: Path, concept: str, seed: int, n_images: int = 5) -> Path:
     """A ticket for a shape (drawn in varied colours) or a colour (on varied shapes)."""
     rng = np.random.default_rng(seed)
