@@ -44,7 +44,7 @@ def main() -> None:
     from components.erasure.request import ErasureRequest
     from components.erasure.textual_inversion import learn_token
     from components.evaluation.generation import generate
-    from components.evaluation.recovery_attack import learn_attack_token, token_pipeline
+    from components.evaluation.recovery_attack import learn_attack_token, restart_ti_params, token_pipeline
     from components.models.loading import load_pipeline
     from components.takedown.stages import request_for
     from components.toyworld.detector import ConceptDetector
@@ -87,9 +87,8 @@ def main() -> None:
     detector = ConceptDetector.from_pretrained(config.evaluation.detector.path)
     restarts = evaluation.attack.restarts if args.all_restarts else evaluation.attack.restarts[:1]
     for k, restart in enumerate(restarts, start=1):
-        attack_ti = ti.model_copy(update={"init_word": restart.init_word}) if restart.init_word else ti
-        attack_token = learn_attack_token(served, request.concept, request.images, attack_ti, evaluation.attack,
-                                          config.runtime.seed + restart.seed_offset)
+        attack_token = learn_attack_token(served, request.concept, request.images, restart_ti_params(ti, restart),
+                                          evaluation.attack, config.runtime.seed + restart.seed_offset)
         attacked, attack = token_pipeline(served, attack_token, evaluation.attack.templates)
         drawn = generate(attacked, attack.prompts, args.images, config.sampling, seed=ATTACK_IMAGE_SEED)
         row[f"attack_restart_{k}"] = float(np.mean([args.concept in (d.shape, d.colour)

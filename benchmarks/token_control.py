@@ -4,7 +4,7 @@ with more images than the evaluation draws, for TI settings given as overrides.
 
     python -m benchmarks.token_control CONCEPT [--variants '[{}, {"steps": 500}, {"seed": 1}]'] [--images 16]
 
-The ticket is benchmarks.concept_verdicts' fresh ticket of the concept. Per variant (overrides of
+The ticket is the concept harnesses' fresh ticket (benchmarks.fresh_tickets.concept_ticket). Per variant (overrides of
 erasure.textual_inversion; "seed" is TI's seed): TI, then IMAGES images of each attack prompt on the original,
 judged by the toy detector. Prints one JSON line per variant: the concept rate and what was drawn.
 """

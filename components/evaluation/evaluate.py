@@ -36,7 +36,7 @@ from .generation import generate
 from .image_counts import images_per_prompt, images_per_set
 from .intervals import drop_with_bound, rate_with_interval
 from .prompt_sets import EvaluationSets, evaluation_sets
-from .recovery_attack import learn_attack_token, token_pipeline
+from .recovery_attack import learn_attack_token, restart_ti_params, token_pipeline
 
 RATE_GROUPS = ("forget", "paraphrase", "token")  # rate = concept found; in retain / neighbour: prompt matched
 
@@ -206,7 +206,7 @@ def _token_attack(original, erased, request, config, judge, draw, progress):
     concept, ti = request.concept, config.erasure.textual_inversion
     rows, strongest = [], (None, -1.0)
     for k, restart in enumerate(ev.attack.restarts):
-        params = ti.model_copy(update={"init_word": restart.init_word or ti.init_word})
+        params = restart_ti_params(ti, restart)
         run_seed = config.runtime.seed + restart.seed_offset
         token = learn_attack_token(erased, concept, request.images, params, ev.attack, run_seed, progress)
         erased_pipe, attack = token_pipeline(erased, token, ev.attack.templates)

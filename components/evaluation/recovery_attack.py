@@ -23,6 +23,11 @@ def attack_prompts(templates: list[str], placeholder: str) -> list[str]:
     return [t.format(concept=placeholder) for t in templates]
 
 
+def restart_ti_params(ti_params, restart):
+    """The TI settings of one attack restart: the erasure's, from the restart's own init word where it names one."""
+    return ti_params.model_copy(update={"init_word": restart.init_word or ti_params.init_word})
+
+
 def learn_attack_token(pipe, concept: Concept, images: list[Path], ti_params, attack, seed: int,
                        progress: bool = False) -> LearnedToken:
     """TI on `pipe` (any model: the erased one, or the original as a control) at the erasure's TI
