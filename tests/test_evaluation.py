@@ -257,7 +257,8 @@ def test_a_warm_cache_draws_only_the_erased_model_s_images_and_changes_no_metric
         toy_world, small_config, erasure_results, circle_images, tmp_path):
     model, _ = toy_world
     ev = small_config.evaluation.model_copy(update={
-        "images_per_prompt": 2, "attack": RecoveryAttack(steps=10, restarts=[AttackRestart()], templates=["a {concept}"])})
+        "images_per_prompt": 2, "attack": RecoveryAttack(steps=10, restarts=[AttackRestart()], templates=["a {concept}"],
+                                                         images_per_prompt=3)})
     config = small_config.model_copy(update={"evaluation": ev})
     request = ErasureRequest([Concept("circle")], images=circle_images, seed=0)
     result = erasure_results("closed_form")
@@ -268,6 +269,8 @@ def test_a_warm_cache_draws_only_the_erased_model_s_images_and_changes_no_metric
     assert warm.info["original_image_cache"] == {"folder": str(tmp_path / "cache"), "images_read": 2 * prompts,
                                                   "images_drawn": 0}
     assert warm.metrics == cold.metrics
+    tokens = [r for r in cold.prompts if r.group == "token"]  # the attack is drawn at its own count, control too
+    assert tokens and all(len(r.images_after) == len(r.images_before) == 3 for r in tokens)
     workload = evaluation_workload(request, config)  # the benchmark's cost model counts what was drawn
     assert (workload.images(original_cached=False), workload.images(original_cached=True)) == \
         (cold.info["images_drawn"], warm.info["images_drawn"])

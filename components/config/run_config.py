@@ -216,6 +216,10 @@ class RecoveryAttack(Strict):
                                  description="Prompts the learned token is drawn with ({concept} is the token).")
     on_original: bool = Field(default=True, description="Run the control (first restart's TI on the original model); "
                               "free when the erasure already learned that token, as method A does.")
+    images_per_prompt: int | None = Field(
+        default=None, gt=0, description="Images per attack template, for every restart and the control; null: "
+        "evaluation.images_per_prompt. A restart's rate is pooled over its templates' images and judged by its "
+        "interval's upper end: with 16 images in all, 4 found pass a 50% bar; with 32, 10 do (README, Evaluation).")
 
     @model_validator(mode="after")
     def _templates(self) -> "RecoveryAttack":

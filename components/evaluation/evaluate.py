@@ -33,7 +33,7 @@ from ..erasure.request import Concept, ErasureRequest
 from .collapse import collapse_kinds
 from .distribution_distance import FID_MIN_SAMPLES, frechet_distance, kernel_inception_distance
 from .generation import generate
-from .image_counts import images_per_prompt, images_per_set
+from .image_counts import attack_images_per_prompt, images_per_prompt, images_per_set
 from .intervals import drop_with_bound, rate_with_interval
 from .prompt_sets import EvaluationSets, evaluation_sets
 from .recovery_attack import learn_attack_token, restart_ti_params, token_pipeline
@@ -130,6 +130,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
                 batch_size=ev.batch_size, progress=progress)
     counts = images_per_prompt(sets, ev.images_per_prompt, ev.min_images_per_set)
     sets_draw = {**draw, "images_per_prompt": counts}
+    attack_draw = {**draw, "images_per_prompt": attack_images_per_prompt(ev)}
 
     t0 = time.perf_counter()
     before = (original_cache.generate if original_cache else generate)(original, prompts, desc="original model",
@@ -153,7 +154,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
     t1 = time.perf_counter()
     attack_rows, attack_token, notes, strongest = [], None, [], -1.0
     for attack_request in [request] if attack_requests is None else attack_requests:
-        rows_k, token_k, notes_k = _token_attack(original, erased, attack_request, config, judge, draw, progress)
+        rows_k, token_k, notes_k = _token_attack(original, erased, attack_request, config, judge, attack_draw, progress)
         offset = len({r.attack_run for r in attack_rows})
         for r in rows_k:
             r.attack_run += offset  # restarts of every attacked concept compete: the strongest one counts
@@ -178,6 +179,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
     info = {
         "concepts": [{"name": c.name, "kind": c.kind, "aliases": list(c.aliases)} for c in request.concepts],
         "images_per_prompt": ev.images_per_prompt, "min_images_per_set": ev.min_images_per_set,
+        "attack_images_per_prompt": attack_images_per_prompt(ev),
         "images_per_set": images_per_set(sets, counts),
         "seed": seed, "sampling": config.sampling.model_dump(),
         "detector": detector.description, "clip_model": clip.source,

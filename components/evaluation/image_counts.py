@@ -35,3 +35,8 @@ def images_per_prompt(sets: EvaluationSets, per_prompt: int, min_per_set: int | 
 def images_per_set(sets: EvaluationSets, counts: dict[str, int]) -> dict[str, int]:
     """Each gated set's images in all, as `counts` draws them."""
     return {name: sum(counts[p] for p in group) for name, group in gated_sets(sets).items()}
+
+
+def attack_images_per_prompt(ev) -> int:
+    """ev: the Evaluation config; images per attack template, for every restart and the control."""
+    return ev.attack.images_per_prompt or ev.images_per_prompt

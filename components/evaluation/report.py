@@ -203,7 +203,8 @@ def render_html(evaluation, decision: Decision, identifiers: dict[str, str], tit
     totals = (" (in all: " + ", ".join(f"{g} {n}" for g, n in per_set.items()) + "; a small set gets more per prompt)"
               if info.get("min_images_per_set") else "")
     setup = (f"{info['images_per_prompt']} images per prompt{totals}, seed {info['seed']}, the same starting noise for both "
-             f"models; detector: {info['detector']}; CLIP: {info['clip_model']}. Image borders: green = as it "
+             f"models; the recovery attack: {info.get('attack_images_per_prompt', info['images_per_prompt'])} images per "
+             f"prompt of each TI run; detector: {info['detector']}; CLIP: {info['clip_model']}. Image borders: green = as it "
              "should be, red = concept found (or, on retain prompts, not what the prompt asks).")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>

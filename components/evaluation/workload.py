@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..erasure.request import ErasureRequest
-from .image_counts import images_per_prompt
+from .image_counts import attack_images_per_prompt, images_per_prompt
 from .prompt_sets import evaluation_sets
 
 
@@ -43,7 +43,7 @@ def evaluation_workload(request: ErasureRequest, config) -> EvaluationWorkload:
     set_images = sum(counts[p] for p in dict.fromkeys([*sets.forget, *sets.retain, *sets.neighbours, *sets.paraphrases]))
     attacked = len(request.concepts) == 1 and bool(request.images)
     runs = len(ev.attack.restarts) if attacked else 0
-    per_run_images = len(ev.attack.templates) * ev.images_per_prompt
+    per_run_images = len(ev.attack.templates) * attack_images_per_prompt(ev)
     control = attacked and (request.learned_token is not None or ev.attack.on_original)
     return EvaluationWorkload(
         set_images=set_images, attack_ti_runs=runs,
