@@ -89,6 +89,51 @@ def test_the_recovery_attack_finds_the_concept_in_the_original_model(evaluated):
     assert evaluated.attack_token.token == "<recovered>" and evaluated.attack_token.hyperparameters["steps"] == 150
 
 
+def test_a_control_that_misses_runs_the_next_restart_on_the_original_and_the_strongest_counts(
+        toy_world, small_config, judges, circle_images, circle_token):
+    from components.erasure.textual_inversion import LearnedToken
+
+    model, _ = toy_world
+    clip, detector = judges
+    attack = small_config.evaluation.attack.model_copy(update={"restarts": [AttackRestart(), AttackRestart(seed_offset=1)]})
+    config = small_config.model_copy(update={"evaluation": small_config.evaluation.model_copy(update={"attack": attack})})
+
+    def controls(learned_token):
+        request = ErasureRequest([Concept("circle")], images=circle_images, seed=0, learned_token=learned_token)
+        result = evaluate(model.pipeline, model.pipeline, request, config, clip, detector)
+        runs: dict[int, list] = {}
+        for r in result.prompts:
+            if r.group == "token":
+                runs.setdefault(r.attack_run, []).append(r.flags_before)
+        return result, [None if any(f is None for f in flags) else float(np.concatenate(flags).mean())
+                        for flags in runs.values()]
+
+    # method A's token for circle finds circles on the original: the second restart is not run there
+    found, rates = controls(circle_token)
+    assert rates[0] >= 0.9 and rates[1] is None
+    assert found.metrics["attack_control_rate"] == rates[0]
+    # a "learned" token that is the word square: its control misses, so restart 2's TI runs on the original too
+    tokenizer, table = model.pipeline.tokenizer, model.pipeline.text_encoder.get_input_embeddings().weight
+    square = table[tokenizer("square", add_special_tokens=False).input_ids[0]].detach().clone().reshape(1, -1)
+    missed, rates = controls(LearnedToken("<concept>", square, "circle", {}, 0.0))
+    assert rates[0] <= 0.1 and rates[1] is not None and rates[1] > rates[0]
+    assert missed.metrics["attack_control_rate"] == rates[1]  # the attack's strongest restart on the original
+    assert any("strongest counts" in n for n in missed.info["notes"])
+
+
+def test_the_control_is_each_concept_s_strongest_restart_and_the_weakest_concept_s():
+    from components.evaluation.evaluate import PromptResult, _control_rate
+
+    def run(k, concept, found):
+        return PromptResult("token", "a <recovered>", "concept rate", {}, {}, attack_run=k, attack_concept=concept,
+                            flags_before=None if found is None else np.array([True] * found + [False] * (4 - found)),
+                            flags_after=np.zeros(4, bool))
+
+    # circle: restarts at 1/4 and 4/4 (strongest 100%); square: 3/4, its second restart not run on the original
+    assert _control_rate([run(0, "circle", 1), run(1, "circle", 4), run(2, "square", 3), run(3, "square", None)]) == 0.75
+    assert _control_rate([run(0, "circle", None)]) is None
+
+
 def test_identical_models_change_nothing_and_an_unmeasured_attack_fails_the_gate(toy_world, small_config, judges):
     model, _ = toy_world
     clip, detector = judges

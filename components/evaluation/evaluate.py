@@ -15,7 +15,8 @@ carry `_ci95_low`/`_ci95_high`, the 95% Wilson interval, and drops `_ci95_high`,
 - neighbour_accuracy[_before], neighbour_accuracy_drop, neighbour_worst_drop: the same on near neighbours;
 - kid (and kid_std), fid (only from FID_MIN_SAMPLES images): original vs erased retain images, CLIP features;
 - attack_token_rate: the worst concept rate of the TI restarts against the erased model;
-  attack_control_rate: the first restart's TI against the original (the attack is void if it misses);
+  attack_control_rate: the restarts' TI against the original, the strongest (the first restart's, and a later one's
+  only while the earlier ones miss the bar; per concept, and the weakest concept's: the attack is void if it misses);
 - attack_paraphrase_rate[_before]: concept rate of the paraphrases;
 - attack_success: the worse of the two attack rates on the erased model;
 - collapse_rate[_before]: share of forget-prompt images that are blank or noise.
@@ -55,6 +56,7 @@ class PromptResult:
     flags_after: np.ndarray | None = field(default=None, repr=False)
     label: str = ""  # shown instead of the prompt where the prompt alone is ambiguous (attack restarts)
     attack_run: int | None = None  # token rows: which TI restart drew them
+    attack_concept: str | None = None  # token rows: the concept that restart attacks
     draws_instead: dict = field(default_factory=dict)  # forget rows: what the judge sees on the erased side
 
     def as_dict(self) -> dict:
@@ -199,14 +201,17 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
 
 
 def _token_attack(original, erased, request, config, judge, draw, progress):
-    """TI restarts on the erased model, the first one also on the original (the control); rows per prompt."""
+    """TI restarts on the erased model; rows per prompt. The control (the same restart on the original) is run for
+    the first restart, and for each later one while no control so far reached thresholds.min_attack_control_rate:
+    the attack is the set of its restarts (the strongest on the erased model counts), so it is valid when one of
+    them finds the concept on the original. A restart's TI on the original costs a TI run, so it is run only then."""
     ev, notes = config.evaluation, []
     if len(request.concepts) != 1 or not request.images:
         notes.append("recovery attack by TI not run: it needs one concept and its images "
                      f"(this request has {len(request.concepts)} concepts, {len(request.images)} images)")
         return [], None, notes
     concept, ti = request.concept, config.erasure.textual_inversion
-    rows, strongest = [], (None, -1.0)
+    rows, strongest, control_rates = [], (None, -1.0), []
     for k, restart in enumerate(ev.attack.restarts):
         params = restart_ti_params(ti, restart)
         run_seed = config.runtime.seed + restart.seed_offset
@@ -216,20 +221,26 @@ def _token_attack(original, erased, request, config, judge, draw, progress):
         control = None
         if k == 0 and request.learned_token is not None:  # method A learned it on the original with these images
             control = token_pipeline(original, request.learned_token, ev.attack.templates)
-        elif k == 0 and ev.attack.on_original:
+        elif ev.attack.on_original and (k == 0 or max(control_rates, default=1.0) < config.thresholds.min_attack_control_rate):
             control = token_pipeline(original, learn_attack_token(original, concept, request.images, params, ev.attack,
                                                                   run_seed, progress), ev.attack.templates)
-        before = generate(control[0], control[1].prompts, desc="attack control on original model", **draw) if control else {}
+        before = generate(control[0], control[1].prompts, desc=f"attack {k + 1} control on original model",
+                          **draw) if control else {}
         label = f"TI run {k + 1} (seed {run_seed}, init {params.init_word or 'mean embedding'!r})"
         run_rows = [_row("token", prompt, "concept rate", lambda im: judge.concept(im, [concept]),
                          before[control[1].prompts[i]] if control else None, after[prompt], f"{label}: {prompt}")
                     for i, prompt in enumerate(attack.prompts)]
         for r in run_rows:
-            r.attack_run = k
+            r.attack_run, r.attack_concept = k, concept.name
+        if control:
+            control_rates.append(float(np.mean(np.concatenate([r.flags_before for r in run_rows]))))
         rate = float(np.mean(np.concatenate([r.flags_after for r in run_rows])))
         if rate > strongest[1]:
             strongest = (token, rate)
         rows += run_rows
+    if len(control_rates) > 1:
+        notes.append(f"the recovery attack's control on {concept.name!r}: restarts run on the original model found it "
+                     f"in {', '.join(f'{100 * c:.0f}%' for c in control_rates)} of images; the strongest counts")
     return rows, strongest[0], notes
 
 
@@ -263,6 +274,17 @@ def _drop_metrics(m: dict, name: str, rows) -> None:
     drops = [drop_with_bound(float(r.flags_before.mean()), r.flags_after) for r in judged]
     m[f"{name}_worst_drop"] = max(d["drop"] for d in drops)
     m[f"{name}_worst_drop_ci95_high"] = max(d["high"] for d in drops)
+
+
+def _control_rate(tokens: list[PromptResult]) -> float | None:
+    """Per attacked concept, its strongest restart on the original (the attack is the set of its restarts); over
+    concepts, the weakest: one concept's void attack voids the release's."""
+    per_concept: dict[str, list[float]] = {}
+    for k in dict.fromkeys(r.attack_run for r in tokens):
+        run = [r for r in tokens if r.attack_run == k and r.flags_before is not None]
+        if run:
+            per_concept.setdefault(run[0].attack_concept, []).append(float(_pooled(run, "before").mean()))
+    return min(max(rates) for rates in per_concept.values()) if per_concept else None
 
 
 def _worst(rows, group: str, how: str) -> dict | None:
@@ -313,8 +335,7 @@ def _metrics(rows: list[PromptResult], clip, seed: int) -> dict[str, float | Non
     m["attack_token_rate"] = None
     if per_run:
         m.update(max(per_run, key=lambda run: (run["attack_token_rate_ci95_high"], run["attack_token_rate"])))
-    control = [r for r in tokens if r.flags_before is not None]
-    m["attack_control_rate"] = float(_pooled(control, "before").mean()) if control else None
+    m["attack_control_rate"] = _control_rate(tokens)
     _rate_metrics(m, "attack_paraphrase_rate", group("paraphrase"))
     # the worst case; with no TI token attack the gate cannot know, so it stays unmeasured
     if m["attack_token_rate"] is None:

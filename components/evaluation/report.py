@@ -42,8 +42,8 @@ EXPLAINED: dict[str, tuple[str, str]] = {
     "fid": ("Held-out retain prompts: FID on CLIP features (only from 500 images per side)", "num"),
     "attack_token_rate": ("Recovery attack: concept rate of the strongest token learned by textual inversion on the "
                           "ticket's images (several restarts)", "pct"),
-    "attack_control_rate": ("Recovery attack: the same attack on the original model (the control: below its minimum, "
-                            "the attack proves nothing)", "pct"),
+    "attack_control_rate": ("Recovery attack: the same attack on the original model, its strongest restart (the "
+                            "control: below its minimum, the attack proves nothing)", "pct"),
     "attack_paraphrase_rate": ("Recovery attack: concept rate of prompts that describe it without its name", "pct"),
     "attack_success": ("Recovery attack: the worse of the two attack rates on the erased model", "pct"),
 }
@@ -56,7 +56,8 @@ GROUPS = {
     "paraphrase": ("Recovery attack: paraphrases", "Prompts that describe the concept without naming it."),
     "token": ("Recovery attack: learned tokens",
               "Textual inversion on the ticket's own images, run against each model, with several restarts. "
-              "'Original' is the control: it shows the attack finds the concept when it is there."),
+              "'Original' is the control: it shows the attack finds the concept when it is there (a later restart is "
+              "run there only when the earlier ones miss the control's bar)."),
 }
 
 

@@ -17,7 +17,9 @@ from .prompt_sets import evaluation_sets
 class EvaluationWorkload:
     set_images: int  # forget, retain, neighbour and paraphrase images, drawn by each model
     attack_ti_runs: int  # TI restarts on the erased model
-    control_ti_runs: int  # 0 or 1: the control TI on the original (0 when method A's token is reused)
+    # 0 or 1: the control TI on the original (0 when method A's token is reused); a later restart's control, run only
+    # when the first misses its bar, is not counted: the usual cost, not the worst case
+    control_ti_runs: int
     attack_ti_steps: int  # per TI run
     attack_images: int  # the restarts' images on the erased model
     control_images: int  # the control's images on the original model
