@@ -2,7 +2,7 @@
 recovery attack's control (the gate voids an attack whose control is under `min_attack_control_rate`), measured
 with more images than the evaluation draws, for TI settings given as overrides.
 
-    python -m benchmarks.token_control CONCEPT [--variants '[{}, {"steps": 500}, {"seed": 1}]'] [--images 16]
+    python -m benchmarks.token_control CONCEPT [--variants '[{}, {"steps": 500}, {"seed": 1}]'] [--images 16] [--image-seed 1234]
 
 The ticket is the concept harnesses' fresh ticket (benchmarks.fresh_tickets.concept_ticket). Per variant (overrides of
 erasure.textual_inversion; "seed" is TI's seed): TI, then IMAGES images of each attack prompt on the original,
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-IMAGE_SEED = 1234
+IMAGE_SEED = 1234  # not the evaluation's (runtime.seed): other images than the gate's control saw
 
 
 def main() -> None:
@@ -24,6 +24,8 @@ def main() -> None:
     parser.add_argument("concept")
     parser.add_argument("--variants", default="[{}]", help="JSON list of overrides of erasure.textual_inversion")
     parser.add_argument("--images", type=int, default=16, help="images per attack prompt")
+    parser.add_argument("--image-seed", type=int, default=IMAGE_SEED,
+                        help="the images' seed (the evaluation's control uses runtime.seed)")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "token-control")
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "toy.yaml")
     args = parser.parse_args()
@@ -54,7 +56,7 @@ def main() -> None:
         token = learn_token(model.pipeline, concept, loaded.image_paths, ti, seed=variant.get("seed", config.runtime.seed))
         ti_s = time.perf_counter() - began
         pipe, attack = token_pipeline(model.pipeline, token, config.evaluation.attack.templates)
-        drawn = generate(pipe, attack.prompts, args.images, config.sampling, seed=IMAGE_SEED)
+        drawn = generate(pipe, attack.prompts, args.images, config.sampling, seed=args.image_seed)
         seen = [(d.shape, d.colour) for p in attack.prompts for d in detector.detect(drawn[p])]
         print(json.dumps({"concept": args.concept, "variant": variant, "ti_s": round(ti_s, 1),
                           "rate": sum(args.concept in s for s in seen) / len(seen), "images": len(seen),
