@@ -132,7 +132,8 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
                 batch_size=ev.batch_size, progress=progress)
     counts = images_per_prompt(sets, ev.images_per_prompt, ev.min_images_per_set)
     sets_draw = {**draw, "images_per_prompt": counts}
-    attack_draw = {**draw, "images_per_prompt": attack_images_per_prompt(ev)}
+    attack_count = attack_images_per_prompt(ev)
+    attack_draw = {**draw, "images_per_prompt": attack_count}
 
     t0 = time.perf_counter()
     before = (original_cache.generate if original_cache else generate)(original, prompts, desc="original model",
@@ -181,7 +182,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
     info = {
         "concepts": [{"name": c.name, "kind": c.kind, "aliases": list(c.aliases)} for c in request.concepts],
         "images_per_prompt": ev.images_per_prompt, "min_images_per_set": ev.min_images_per_set,
-        "attack_images_per_prompt": attack_images_per_prompt(ev),
+        "attack_images_per_prompt": attack_count,
         "images_per_set": images_per_set(sets, counts),
         "seed": seed, "sampling": config.sampling.model_dump(),
         "detector": detector.description, "clip_model": clip.source,
@@ -233,8 +234,8 @@ def _token_attack(original, erased, request, config, judge, draw, progress):
         for r in run_rows:
             r.attack_run, r.attack_concept = k, concept.name
         if control:
-            control_rates.append(float(np.mean(np.concatenate([r.flags_before for r in run_rows]))))
-        rate = float(np.mean(np.concatenate([r.flags_after for r in run_rows])))
+            control_rates.append(float(_pooled(run_rows, "before").mean()))
+        rate = float(_pooled(run_rows, "after").mean())
         if rate > strongest[1]:
             strongest = (token, rate)
         rows += run_rows
