@@ -205,6 +205,40 @@ def test_the_toy_retain_corpus_is_split_and_never_names_the_concept(toy_config):
         assert set(sets.retain) & set(other.training_retain) == set()
 
 
+def test_a_content_split_keeps_a_caption_of_every_toy_pair_in_training(toy_config):
+    from components.domain.prompt_terms import names
+
+    ev = toy_config.evaluation
+    by_content = ev.model_copy(update={"retain_corpus": ev.retain_corpus.model_copy(update={"split": "by_content"})})
+    by_prompt = evaluation_sets(ErasureRequest([Concept("triangle")]), ev)
+    assert "a green circle" in by_prompt.retain and "a photo of a green circle" in by_prompt.retain  # why it exists
+    for concept in ("circle", "square", "triangle", "cross", "red", "green", "blue", "yellow"):
+        sets = evaluation_sets(ErasureRequest([Concept(concept)]), by_content)
+        assert not any(names(p, concept) for p in [*sets.retain, *sets.training_retain])
+        other = evaluation_sets(ErasureRequest([Concept("cross" if concept != "cross" else "circle")]), by_content)
+        assert set(sets.retain) & set(other.training_retain) == set()  # the same split for every ticket
+        for kept in [*(f"{c} {s}" for c in ev.vocabulary.slots["colour"] for s in ev.vocabulary.slots["shape"]),
+                     *ev.vocabulary.slots["shape"]]:
+            if names(kept, concept):
+                continue
+            pair = [f"a {kept}", f"a photo of a {kept}"]
+            assert sorted([p in sets.retain for p in pair]) == [False, True], (concept, kept)
+            assert sorted([p in sets.training_retain for p in pair]) == [False, True], (concept, kept)
+
+
+def test_a_corpus_file_is_split_by_prompt_and_content_groups_never_wholly_held_out():
+    from components.evaluation.prompt_sets import heldout_part, heldout_score
+
+    lines = [f"caption number {i}" for i in range(400)]
+    held = heldout_part({p: ("caption", p) for p in lines}, 0.5)
+    assert held == {p for p in lines if heldout_score(p) < 0.5} and 150 < len(held) < 250
+    # a group of three at 0.5 holds out two (round(1.5)), the two lowest scores; a group of two at 0.9 still trains one
+    trio = sorted(lines[:3], key=heldout_score)
+    assert heldout_part({p: "same" for p in trio}, 0.5) == set(trio[:2])
+    assert heldout_part({p: "same" for p in trio[:2]}, 0.9) == {trio[0]}
+    assert heldout_part({p: "same" for p in trio[:2]}, 0.01) == {trio[0]}  # and holds out one
+
+
 # --- the report --------------------------------------------------------------------------------------
 
 def _report(evaluated, config, folder):

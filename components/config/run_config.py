@@ -253,9 +253,13 @@ class Vocabulary(Strict):
 class RetainCorpus(Strict):
     """Prompts that must not change, whatever the concept: a base model's everyday captions (a file) and/or
     its vocabulary's captions. Split once, by a hash of each prompt, into a part that training may use and a
-    held-out part that only evaluation sees; prompts naming the ticket's concept are removed from both."""
+    held-out part that only evaluation sees (`split`); prompts naming the ticket's concept are removed from both."""
     file: Path | None = Field(default=None, description="Text file, one caption per line ('#' starts a comment).")
     heldout_fraction: float = Field(default=0.5, gt=0, lt=1, description="Share of the corpus kept from training.")
+    split: Literal["by_prompt", "by_content"] = Field(
+        default="by_prompt", description="by_prompt: each prompt by its hash alone. by_content: the vocabulary's "
+        "captions made from the same slot values are split among themselves (at least one trained, one held out); "
+        "a corpus file's lines are split by prompt either way.")
     max_heldout: int | None = Field(default=None, gt=0, description="Evaluate at most this many held-out prompts "
                                     "(a fixed, hash-ordered subset), to bound the cost on big corpora.")
 

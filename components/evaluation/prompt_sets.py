@@ -4,8 +4,10 @@
   config's attribute templates, every vocabulary caption that names it, and the ticket's own prompts;
 - retain: a corpus per base model (a captions file and/or the vocabulary's captions) minus every prompt
   naming the concept, an alias or a forget prompt; split by a hash of each prompt into a training part
-  and a held-out part that only evaluation sees. Named retain prompts (config, ticket) are trained on and
-  evaluated; they are dropped, with a record, when they name the concept;
+  and a held-out part that only evaluation sees; with `split: by_content`, within each content group (the
+  vocabulary's captions made from the same slot values), so that training keeps a caption of every thing drawn.
+  Named retain prompts (config, ticket) are trained on and evaluated; they are dropped, with a record, when
+  they name the concept;
 - neighbours: things close to the concept (the vocabulary's canonical captions with the concept swapped
   for another value of its slot; the ticket's `neighbours`), gated on their own;
 - paraphrases: the config's table for this concept plus the ticket's, for the recovery attack.
@@ -91,6 +93,25 @@ def heldout_score(prompt: str) -> float:
     return int(digest[:12], 16) / 16 ** 12
 
 
+def heldout_part(groups: dict[str, tuple], fraction: float) -> set[str]:
+    """The held-out prompts of a corpus whose prompts are grouped by content (prompt -> its group's key). A group of
+    one is held out when its hash score is under `fraction`; a larger group holds out `fraction` of its prompts
+    (at least one, never all), those with the lowest scores. Why: a split by prompt alone held out every circle
+    caption but one on the toy world, so method A's retain term never saw a green or yellow circle, and erasing
+    triangle wiped out "a green circle" (BENCHMARKS.md, seventh session)."""
+    members: dict[tuple, list[str]] = {}
+    for prompt, key in groups.items():
+        members.setdefault(key, []).append(prompt)
+    out = set()
+    for prompts in members.values():
+        ranked = sorted(prompts, key=heldout_score)
+        if len(ranked) == 1:
+            out.update(p for p in ranked if heldout_score(p) < fraction)
+        else:
+            out.update(ranked[:min(max(round(fraction * len(ranked)), 1), len(ranked) - 1)])
+    return out
+
+
 def _conflict(prompt: str, terms: list[str], forget: list[str]) -> str | None:
     """What a prompt that must be kept names: the concept or an alias, or one of the forget prompts."""
     return first_named(prompt, terms) or next((f for f in forget if same_prompt(prompt, f) or names(prompt, f)), None)
@@ -127,13 +148,18 @@ def evaluation_sets(request: ErasureRequest, evaluation) -> EvaluationSets:
                 removed.append(Removed(p, source, hit))
         return kept
 
-    corpus_all = list(dict.fromkeys([*(c for c, _ in (vocabulary_captions(vocab) if vocab else [])),
-                                     *(read_corpus_file(evaluation.retain_corpus.file)
-                                       if evaluation.retain_corpus.file else [])]))
-    corpus = keep(corpus_all, "")  # the corpus naming the concept is expected: counted, not listed
+    by_content = evaluation.retain_corpus.split == "by_content"
+    groups = {c: tuple(sorted(filling.items())) if by_content else (("caption", c),)
+              for c, filling in (vocabulary_captions(vocab) if vocab else [])}
+    for line in read_corpus_file(evaluation.retain_corpus.file) if evaluation.retain_corpus.file else []:
+        groups.setdefault(line, (("caption", line),))
+    corpus_all = list(groups)
     fraction = evaluation.retain_corpus.heldout_fraction
-    heldout = sorted((p for p in corpus if heldout_score(p) < fraction), key=heldout_score)
-    training = [p for p in corpus if heldout_score(p) >= fraction]
+    # split before removal, so that a prompt held out for one ticket is held out for every ticket
+    heldout_all = heldout_part(groups, fraction)
+    corpus = keep(corpus_all, "")  # the corpus naming the concept is expected: counted, not listed
+    heldout = sorted((p for p in corpus if p in heldout_all), key=heldout_score)
+    training = [p for p in corpus if p not in heldout_all]
     if evaluation.retain_corpus.max_heldout:
         heldout = heldout[:evaluation.retain_corpus.max_heldout]
     chosen = set(heldout)
@@ -152,7 +178,8 @@ def evaluation_sets(request: ErasureRequest, evaluation) -> EvaluationSets:
         training_retain=list(dict.fromkeys([*training, *named])), neighbours=neighbours,
         paraphrases=list(dict.fromkeys(paraphrases)), removed=removed,
         corpus={"total": len(corpus_all), "naming_the_concept": len(corpus_all) - len(corpus),
-                "heldout": len(heldout), "training": len(training), "heldout_fraction": fraction})
+                "heldout": len(heldout), "training": len(training), "heldout_fraction": fraction,
+                "split": evaluation.retain_corpus.split})
 
 
 def with_prompt_sets(request: ErasureRequest, evaluation) -> ErasureRequest:

@@ -139,11 +139,12 @@ def _sets_section(evaluation) -> str:
     if not sets:
         return ""
     c = sets["corpus"]
+    within = " within its content group" if c.get("split") == "by_content" else ""
     lines = [f"{len(sets['forget'])} forget prompts, {len(sets['retain'])} retain prompts, "
              f"{len(sets['neighbours'])} near neighbours, {len(sets['paraphrases'])} paraphrases.",
              f"Retain corpus: {c.get('total', 0)} prompts, {c.get('naming_the_concept', 0)} naming the concept left "
              f"out; {c.get('heldout', 0)} held out for evaluation, {c.get('training', 0)} for training "
-             f"(split by a hash of each prompt, {100 * c.get('heldout_fraction', 0):.0f}% held out)."]
+             f"(split by a hash of each prompt{within}, {100 * c.get('heldout_fraction', 0):.0f}% held out)."]
     removed = "".join(f"<li><code>{html.escape(r['prompt'])}</code> ({html.escape(r['source'])}) names "
                       f"<code>{html.escape(r['names'])}</code></li>" for r in sets["removed"])
     instead = evaluation.info.get("forget_draws_instead") or {}
