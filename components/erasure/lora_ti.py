@@ -111,8 +111,8 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
         loss_name, loss_token = per_sample_mse(forget_preds[0], target), per_sample_mse(forget_preds[1], target)
         with torch.no_grad():
             keep_target, *steer = _targets(unet, noisy, t, retain_orig[r], params.negative_guidance, [
-                (name_anchor[name_pick], name_orig[name_pick]), (token_anchor[token_pick], token_orig[token_pick]),
-                *[(token_anchor[k], token_orig[k]) for k in adv_pick]] if anchored else [],
+                (name_anchor, name_pick, name_orig, name_pick),
+                *[(token_anchor, k, token_orig, k) for k in [token_pick, *adv_pick]]] if anchored else [],
                 negation, params.concept_guidance)
         if anchored:
             forget = sum(per_sample_mse(pred, goal).mean() for pred, goal in zip(forget_preds, steer))
@@ -147,22 +147,36 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
 
 def _targets(unet, noisy, t, retain_states, guidance: float, pairs, negation=None,
              concept_guidance: float = 0.0) -> list[torch.Tensor]:
-    """In one U-Net call: the original's prediction for the retain prompts, then per (anchor, prompt) pair the
-    anchored target, the anchor's prediction pushed away from the prompt's by `guidance`. `negation`: the states
-    of the concept's bare prompt and of the empty prompt; the first pair's target (the name prompts') is also pushed
-    by `concept_guidance` away from the concept as the first differs from the second, a direction that does not
-    depend on the anchor. Not the token's and attackers' targets: pushed there too, the recovery attack found
+    """In one U-Net call: the original's prediction for the retain prompts, then per pair the anchored target, the
+    anchor's prediction pushed away from the prompt's by `guidance`. A pair is (anchor bank, anchor pick, prompt bank,
+    prompt pick): banks of encoder states and, per image, the row it uses. Rows that several pairs pick for an image
+    are predicted once (the token's and both attackers' pairs read the same two templates' states). `negation`: the
+    states of the concept's bare prompt and of the empty prompt; the first pair's target (the name prompts') is also
+    pushed by `concept_guidance` away from the concept as the first differs from the second, a direction that does
+    not depend on the anchor. Not the token's and attackers' targets: pushed there too, the recovery attack found
     green again in 62% of images instead of 6% (BENCHMARKS.md)."""
     n = noisy.shape[0]
-    extra = [] if negation is None else [negation[i:i + 1].expand(n, -1, -1) for i in range(2)]
-    states = torch.cat([retain_states, *[s for pair in pairs for s in pair], *extra])
-    k = 1 + 2 * len(pairs) + len(extra)
-    preds = predict(unet, noisy.repeat(k, 1, 1, 1), t.repeat(k), states).split(n)
-    steered = [preds[1 + 2 * i] - guidance * (preds[2 + 2 * i] - preds[1 + 2 * i]) for i in range(len(pairs))]
-    if extra:
-        away = concept_guidance * (preds[-2] - preds[-1])
-        steered = [steered[0] - away, *steered[1:]]
-    return [preds[0], *steered]
+    samples, states, rows = list(range(n)), [retain_states], {}
+
+    def row(bank: torch.Tensor, k: int, i: int) -> int:  # the batch row of bank[k] on image i, added once
+        if (id(bank), k, i) not in rows:
+            rows[id(bank), k, i] = len(samples)
+            samples.append(i)
+            states.append(bank[k:k + 1])
+        return rows[id(bank), k, i]
+
+    at = [([row(anchor, k, i) for i, k in enumerate(a_pick.tolist())],
+           [row(prompt, k, i) for i, k in enumerate(p_pick.tolist())]) for anchor, a_pick, prompt, p_pick in pairs]
+    if negation is not None:
+        at.append(([row(negation, 0, i) for i in range(n)], [row(negation, 1, i) for i in range(n)]))
+    index = torch.tensor(samples, device=noisy.device)
+    preds = predict(unet, noisy[index], t[index], torch.cat(states))
+    e = [(preds[torch.tensor(a, device=preds.device)], preds[torch.tensor(p, device=preds.device)]) for a, p in at]
+    steered = [anchor - guidance * (prompt - anchor) for anchor, prompt in e[:len(pairs)]]
+    if negation is not None:
+        concept, empty = e[-1]
+        steered = [steered[0] - concept_guidance * (concept - empty), *steered[1:]]
+    return [preds[:n], *steered]
 
 
 class _Adversary:
