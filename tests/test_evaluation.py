@@ -200,7 +200,7 @@ def test_the_toy_retain_corpus_is_split_and_never_names_the_concept(toy_config):
         assert set(sets.retain).isdisjoint(sets.training_retain)  # held out: training never sees them
         assert len(sets.retain) >= 10 and len(sets.training_retain) >= 10 and len(sets.neighbours) == 12
         assert len(sets.forget) >= 10 and all(names(p, concept) for p in sets.forget)
-        # the split is by prompt, the same for every ticket: a prompt held out for one is held out for all
+        # the split is the same for every ticket: a prompt held out for one is held out for all
         other = evaluation_sets(ErasureRequest([Concept("cross" if concept != "cross" else "circle")]), toy_config.evaluation)
         assert set(sets.retain) & set(other.training_retain) == set()
 
@@ -210,7 +210,8 @@ def test_a_content_split_keeps_a_caption_of_every_toy_pair_in_training(toy_confi
 
     ev = toy_config.evaluation
     by_content = ev.model_copy(update={"retain_corpus": ev.retain_corpus.model_copy(update={"split": "by_content"})})
-    by_prompt = evaluation_sets(ErasureRequest([Concept("triangle")]), ev)
+    by_prompt = evaluation_sets(ErasureRequest([Concept("triangle")]), ev.model_copy(
+        update={"retain_corpus": ev.retain_corpus.model_copy(update={"split": "by_prompt"})}))
     assert "a green circle" in by_prompt.retain and "a photo of a green circle" in by_prompt.retain  # why it exists
     for concept in ("circle", "square", "triangle", "cross", "red", "green", "blue", "yellow"):
         sets = evaluation_sets(ErasureRequest([Concept(concept)]), by_content)
