@@ -161,7 +161,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
         offset = len({r.attack_run for r in attack_rows})
         for r in rows_k:
             r.attack_run += offset  # restarts of every attacked concept compete: the strongest one counts
-        rate = float(np.mean(np.concatenate([r.flags_after for r in rows_k]))) if rows_k else -1.0
+        rate = float(_pooled(rows_k, "after").mean()) if rows_k else -1.0
         if token_k is not None and rate > strongest:
             attack_token, strongest = token_k, rate
         attack_rows, notes = attack_rows + rows_k, notes + notes_k
