@@ -74,7 +74,9 @@ def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, c
             "metrics": {key: m.get(key) for key in ("forget_detection_rate_ci95_high", "forget_worst_rate",
                                                     "retain_accuracy_drop_ci95_high", "retain_worst_drop",
                                                     "neighbour_accuracy_drop_ci95_high", "neighbour_worst_drop",
-                                                    "attack_success", "attack_control_rate", "collapse_rate")},
+                                                    "attack_success", "attack_control_rate", "collapse_rate",
+                                                    "kid", "retain_clip_drop")},
+            "images_drawn": info["images_drawn"], "sequential": info.get("sequential"),
             # agrees: the gate promoted exactly when the check's bar holds (the check runs no recovery attack)
             "independent": {**{k: check[k] for k in ("worst_concept_caption", "worst_other_drop", "meets_bar")},
                             "agrees": decision.passed == check["meets_bar"]},

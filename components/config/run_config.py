@@ -264,6 +264,22 @@ class RetainCorpus(Strict):
                                     "(a fixed, hash-ordered subset), to bound the cost on big corpora.")
 
 
+class SequentialDraw(Strict):
+    """Draw the gated sets in looks and stop drawing what the gate has decided (components/evaluation/sequential.py):
+    a prompt gets the next look's images only while a check that reads it is undecided. Every look's interval is
+    widened for the number of looks (Bonferroni), so looking more than once does not let luck pass a bar."""
+    images_per_prompt: list[int] = Field(
+        min_length=2, description="Images per prompt at each look, cumulative and increasing, e.g. [6, 16]. The last "
+        "look draws at least the fixed design's count (images_per_prompt, min_images_per_set) of each prompt.")
+
+    @model_validator(mode="after")
+    def _increasing(self) -> "SequentialDraw":
+        looks = self.images_per_prompt
+        if looks[0] < 1 or any(b <= a for a, b in zip(looks, looks[1:])):
+            raise ValueError(f"sequential.images_per_prompt must be positive and increasing: {looks}")
+        return self
+
+
 ConceptKindName = Literal[CONCEPT_KINDS]
 
 
@@ -274,6 +290,8 @@ class Evaluation(Strict):
         default=None, gt=0, description="Each gated set (forget, retain, near neighbours) is drawn with at least this "
         "many images in all: a set with few prompts gets more images per prompt, so that its 95% interval can pass its "
         "bar (README, Evaluation). null: images_per_prompt for every prompt.")
+    sequential: SequentialDraw | None = Field(default=None, description="Draw in looks, stopping what is decided; "
+                                              "null: every prompt drawn once at its fixed count.")
     batch_size: int = Field(default=16, gt=0, description="Images per generation call; does not change the images.")
     forget_templates: dict[ConceptKindName, list[str]] = Field(
         default_factory=dict, description="Per concept kind, prompts that name the concept ({concept}); a kind not "

@@ -3,7 +3,9 @@
 The prompts come from prompt_sets.evaluation_sets (every way of asking for the concept; a held-out retain
 corpus that never names it; near neighbours; per-concept paraphrases). Every prompt is drawn
 `images_per_prompt` times (more in a small set: image_counts) by both models from the same starting noise,
-so a before/after pair differs only by the erasure. Metrics (flat names, the ones the gate reads; rates also
+so a before/after pair differs only by the erasure. With evaluation.sequential, the sets are drawn in looks and
+a prompt stops getting images once the gate's checks that read it are decided (sequential.py); the sets' intervals
+are then widened for the number of looks. Metrics (flat names, the ones the gate reads; rates also
 carry `_ci95_low`/`_ci95_high`, the 95% Wilson interval, and drops `_ci95_high`, their pessimistic end):
 
 - forget_detection_rate[_before]: share of forget-prompt images in which the detector finds a concept;
@@ -34,10 +36,11 @@ from ..erasure.request import Concept, ErasureRequest
 from .collapse import collapse_kinds
 from .distribution_distance import FID_MIN_SAMPLES, frechet_distance, kernel_inception_distance
 from .generation import generate
-from .image_counts import attack_images_per_prompt, images_per_prompt, images_per_set
-from .intervals import drop_with_bound, rate_with_interval
+from .image_counts import attack_images_per_prompt, images_per_set
+from .intervals import Z95, drop_with_bound, rate_with_interval
 from .prompt_sets import EvaluationSets, evaluation_sets
 from .recovery_attack import learn_attack_token, restart_ti_params, token_pipeline
+from .sequential import look_counts, looks_z, undecided
 
 RATE_GROUPS = ("forget", "paraphrase", "token")  # rate = concept found; in retain / neighbour: prompt matched
 
@@ -82,29 +85,29 @@ def _mean(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _summary(flags, clip_scores) -> dict:
+def _summary(flags, clip_scores, z: float = Z95) -> dict:
     out = {"clip_score": float(np.mean(clip_scores))}
     if flags is None:
         return {**out, "rate": None}
-    interval = rate_with_interval(flags)
+    interval = rate_with_interval(flags, z)
     return {**out, "rate": interval["rate"], "low": interval["low"], "high": interval["high"], "n": interval["n"]}
 
 
 class _Judge:
-    """Scores image sets with the detector and CLIP: (summary, per-image flags)."""
+    """Scores image sets with the detector and CLIP: (summary, per-image flags); z: the summaries' intervals'."""
 
-    def __init__(self, detector, clip):
-        self.detector, self.clip = detector, clip
+    def __init__(self, detector, clip, z: float = Z95):
+        self.detector, self.clip, self.z = detector, clip, z
 
     def concept(self, images: np.ndarray, concepts: list[Concept]) -> tuple[dict, np.ndarray]:
         present = np.any([self.detector.concept_present(images, c) for c in concepts], axis=0)
         clip = np.max([self.clip.clip_scores(images, c.text) for c in concepts], axis=0)
-        return _summary(present, clip), present
+        return _summary(present, clip, self.z), present
 
     def retain(self, images: np.ndarray, prompt: str, concept: Concept) -> tuple[dict, np.ndarray | None]:
         match = self.detector.matches_prompt(images, prompt, concept)
         match = None if match is None else np.asarray(match, dtype=bool)
-        return _summary(match, self.clip.clip_scores(images, prompt)), match
+        return _summary(match, self.clip.clip_scores(images, prompt), self.z), match
 
     def draws_instead(self, images: np.ndarray, concept: Concept) -> dict[str, int]:
         collapsed = collapse_kinds(images)
@@ -118,32 +121,9 @@ def _row(group: str, prompt: str, measure: str, score, before, after, label: str
     return PromptResult(group, prompt, measure, sb, sa, before, after, fb, fa, label)
 
 
-def evaluate(original, erased, request: ErasureRequest, config, clip, detector, progress: bool = False,
-             original_cache=None, attack_requests: list[ErasureRequest] | None = None) -> EvaluationResult:
-    """original / erased: pipelines; config: the RunConfig; clip: ClipFeatures; detector: a PresenceDetector;
-    original_cache: an image_cache.OriginalImageCache for the original's images (None: draw them);
-    attack_requests: the concepts the recovery attack tries to bring back, one request each (default: `request`;
-    a release: the concepts it adds; [] runs no attack)."""
-    ev, seed = config.evaluation, config.runtime.seed
-    judge = _Judge(detector, clip)
-    sets = evaluation_sets(request, ev)
-    prompts = list(dict.fromkeys([*sets.forget, *sets.retain, *sets.neighbours, *sets.paraphrases]))
-    draw = dict(images_per_prompt=ev.images_per_prompt, sampling=config.sampling, seed=seed,
-                batch_size=ev.batch_size, progress=progress)
-    counts = images_per_prompt(sets, ev.images_per_prompt, ev.min_images_per_set)
-    sets_draw = {**draw, "images_per_prompt": counts}
-    attack_count = attack_images_per_prompt(ev)
-    attack_draw = {**draw, "images_per_prompt": attack_count}
-
-    t0 = time.perf_counter()
-    before = (original_cache.generate if original_cache else generate)(original, prompts, desc="original model",
-                                                                        **sets_draw)
-    after = generate(erased, prompts, desc="erased model", **sets_draw)
-    generation_s = time.perf_counter() - t0
-    drawn_after = sum(counts[p] for p in prompts)
-    generated = drawn_after + (original_cache.misses if original_cache else drawn_after)
-    first = request.concepts[0]
-    rows = []
+def _set_rows(sets: EvaluationSets, request: ErasureRequest, judge: _Judge, before: dict, after: dict) -> list[PromptResult]:
+    """The forget, retain, neighbour and paraphrase rows of the images drawn so far."""
+    first, rows = request.concepts[0], []
     for p, cs in sets.forget.items():
         row = _row("forget", p, "concept rate", lambda im, cs=cs: judge.concept(im, cs), before[p], after[p])
         row.draws_instead = judge.draws_instead(after[p], cs[0])
@@ -153,11 +133,56 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
                  for p in group_prompts]
     rows += [_row("paraphrase", p, "concept rate", lambda im: judge.concept(im, request.concepts), before[p], after[p])
              for p in sets.paraphrases]
+    return rows
+
+
+def evaluate(original, erased, request: ErasureRequest, config, clip, detector, progress: bool = False,
+             original_cache=None, attack_requests: list[ErasureRequest] | None = None) -> EvaluationResult:
+    """original / erased: pipelines; config: the RunConfig; clip: ClipFeatures; detector: a PresenceDetector;
+    original_cache: an image_cache.OriginalImageCache for the original's images (None: draw them);
+    attack_requests: the concepts the recovery attack tries to bring back, one request each (default: `request`;
+    a release: the concepts it adds; [] runs no attack)."""
+    ev, seed = config.evaluation, config.runtime.seed
+    sets = evaluation_sets(request, ev)
+    prompts = list(dict.fromkeys([*sets.forget, *sets.retain, *sets.neighbours, *sets.paraphrases]))
+    draw = dict(sampling=config.sampling, seed=seed, batch_size=ev.batch_size, progress=progress)
+    plan = look_counts(sets, ev)
+    z = looks_z(len(plan))
+    judge = _Judge(detector, clip, z)
+    attack_count = attack_images_per_prompt(ev)
+    attack_draw = {**draw, "images_per_prompt": attack_count}
+
+    t0 = time.perf_counter()
+    counts, before, after, looks = {}, {p: None for p in prompts}, {p: None for p in prompts}, []
+    grow, stopped = plan[0], "every prompt drawn at its count"
+    for k in range(len(plan)):
+        for side, pipe, gen in (("original", original, original_cache.generate if original_cache else generate),
+                                ("erased", erased, generate)):
+            drawn = gen(pipe, list(grow), grow, desc=f"{side} model" + (f", look {k + 1}" if len(plan) > 1 else ""),
+                        start={p: counts.get(p, 0) for p in grow}, **draw)
+            images = before if side == "original" else after
+            for p, new in drawn.items():
+                images[p] = new if images[p] is None else np.concatenate([images[p], new])
+        looks.append({"prompts": len(grow), "images": sum(n - counts.get(p, 0) for p, n in grow.items())})
+        counts.update(grow)
+        rows = _set_rows(sets, request, judge, before, after)
+        if k + 1 == len(plan):
+            break
+        more, failed = undecided(rows, _metrics(rows, clip, seed, z), config.thresholds, z)
+        grow = {p: plan[k + 1][p] for p in more if plan[k + 1][p] > counts[p]}
+        if failed or not grow:
+            stopped = (f"look {k + 1}: a check is decided against its bar (REJECTED whatever comes next)" if failed
+                       else f"look {k + 1}: every gated check is decided")
+            break
+    generation_s = time.perf_counter() - t0
+    drawn_after = sum(counts.values())
+    generated = drawn_after + (original_cache.misses if original_cache else drawn_after)
 
     t1 = time.perf_counter()
     attack_rows, attack_token, notes, strongest = [], None, [], -1.0
     for attack_request in [request] if attack_requests is None else attack_requests:
-        rows_k, token_k, notes_k = _token_attack(original, erased, attack_request, config, judge, attack_draw, progress)
+        rows_k, token_k, notes_k = _token_attack(original, erased, attack_request, config, _Judge(detector, clip),
+                                                 attack_draw, progress)
         offset = len({r.attack_run for r in attack_rows})
         for r in rows_k:
             r.attack_run += offset  # restarts of every attacked concept compete: the strongest one counts
@@ -170,7 +195,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
     rows += attack_rows
     attack_s = time.perf_counter() - t1
 
-    metrics = _metrics(rows, clip, seed)
+    metrics = _metrics(rows, clip, seed, z)
     if not sets.retain:
         notes.append("no retain prompts: retain metrics and KID are not measured (the gate fails closed)")
     if not sets.neighbours:
@@ -184,6 +209,9 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
         "images_per_prompt": ev.images_per_prompt, "min_images_per_set": ev.min_images_per_set,
         "attack_images_per_prompt": attack_count,
         "images_per_set": images_per_set(sets, counts),
+        "sequential": {"looks": [dict(look, images_per_prompt=max(plan[k].values(), default=0))
+                                 for k, look in enumerate(looks)], "stopped": stopped} if len(plan) > 1 else None,
+        "interval_z": z,
         "seed": seed, "sampling": config.sampling.model_dump(),
         "detector": detector.description, "clip_model": clip.source,
         "images_drawn": generated + sum(
@@ -192,7 +220,8 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
         "generation_s": generation_s, "attack_s": attack_s, "notes": notes,
         "original_image_cache": original_cache.as_dict() if original_cache else None,
         "worst_forget_prompt": _worst(rows, "forget", "rate"),
-        "worst_retain_prompt": _worst(rows, "retain", "drop"), "worst_neighbour_prompt": _worst(rows, "neighbour", "drop"),
+        "worst_retain_prompt": _worst(rows, "retain", "drop", z),
+        "worst_neighbour_prompt": _worst(rows, "neighbour", "drop", z),
         "forget_draws_instead": dict(sum((Counter(r.draws_instead) for r in rows if r.group == "forget"),
                                          Counter()).most_common()),
         "prompt_sets": sets.as_dict(),
@@ -251,28 +280,30 @@ def _pooled(rows, side: str) -> np.ndarray | None:
     return np.concatenate(flags) if flags else None
 
 
-def _rate_metrics(m: dict, name: str, rows, sides=("before", "after")) -> None:
-    """name[_before] with its 95% interval, pooled over the rows' images."""
+def _rate_metrics(m: dict, name: str, rows, sides=("before", "after"), z: float = Z95) -> None:
+    """name[_before] with its 95% interval (z: widened for a sequential evaluation's looks), pooled over the rows'
+    images."""
     for side in sides:
         key = name if side == "after" else f"{name}_before"
         flags = _pooled(rows, side)
         if flags is None or not len(flags):
             m[key] = None
             continue
-        interval = rate_with_interval(flags)
+        interval = rate_with_interval(flags, z)
         m[key], m[f"{key}_ci95_low"], m[f"{key}_ci95_high"] = interval["rate"], interval["low"], interval["high"]
 
 
-def _drop_metrics(m: dict, name: str, rows) -> None:
+def _drop_metrics(m: dict, name: str, rows, z: float = Z95) -> None:
     """<name>_accuracy[_before], <name>_accuracy_drop (pooled) and <name>_worst_drop, with pessimistic ends."""
     judged = [r for r in rows if r.flags_after is not None and r.flags_before is not None]
-    _rate_metrics(m, f"{name}_accuracy", judged)
+    _rate_metrics(m, f"{name}_accuracy", judged, z=z)
     m[f"{name}_accuracy_drop"] = m[f"{name}_worst_drop"] = None
     if not judged:
         return
-    pooled = drop_with_bound(float(_pooled(judged, "before").mean()), _pooled(judged, "after"))
+    pooled = drop_with_bound(float(_pooled(judged, "before").mean()), _pooled(judged, "after"), z)
     m[f"{name}_accuracy_drop"], m[f"{name}_accuracy_drop_ci95_high"] = pooled["drop"], pooled["high"]
-    drops = [drop_with_bound(float(r.flags_before.mean()), r.flags_after) for r in judged]
+    m[f"{name}_accuracy_drop_ci95_low"] = pooled["low"]
+    drops = [drop_with_bound(float(r.flags_before.mean()), r.flags_after, z) for r in judged]
     m[f"{name}_worst_drop"] = max(d["drop"] for d in drops)
     m[f"{name}_worst_drop_ci95_high"] = max(d["high"] for d in drops)
 
@@ -288,7 +319,7 @@ def _control_rate(tokens: list[PromptResult]) -> float | None:
     return min(max(rates) for rates in per_concept.values()) if per_concept else None
 
 
-def _worst(rows, group: str, how: str) -> dict | None:
+def _worst(rows, group: str, how: str, z: float = Z95) -> dict | None:
     """The prompt that set a worst-case metric, for the report."""
     judged = [r for r in rows if r.group == group and r.flags_after is not None]
     if not judged:
@@ -299,11 +330,13 @@ def _worst(rows, group: str, how: str) -> dict | None:
     judged = [r for r in judged if r.flags_before is not None]
     if not judged:
         return None
-    r = max(judged, key=lambda r: drop_with_bound(r.before["rate"], r.flags_after)["high"])
+    r = max(judged, key=lambda r: drop_with_bound(r.before["rate"], r.flags_after, z)["high"])
     return {"prompt": r.prompt, "before": r.before["rate"], "after": r.after["rate"]}
 
 
-def _metrics(rows: list[PromptResult], clip, seed: int) -> dict[str, float | None]:
+def _metrics(rows: list[PromptResult], clip, seed: int, z: float = Z95) -> dict[str, float | None]:
+    """z: the intervals' of the prompt sets (widened for a sequential evaluation's looks); the attack's TI rows,
+    drawn once, keep 95%."""
     def group(name: str) -> list[PromptResult]:
         return [r for r in rows if r.group == name]
 
@@ -312,7 +345,7 @@ def _metrics(rows: list[PromptResult], clip, seed: int) -> dict[str, float | Non
 
     m: dict[str, float | None] = {}
     forget = group("forget")
-    _rate_metrics(m, "forget_detection_rate", forget)
+    _rate_metrics(m, "forget_detection_rate", forget, z=z)
     for side, key in (("before", "forget_worst_rate_before"), ("after", "forget_worst_rate")):
         sides = [getattr(r, side) for r in forget if getattr(r, side).get("rate") is not None]
         m[key] = max(s["rate"] for s in sides) if sides else None
@@ -320,8 +353,8 @@ def _metrics(rows: list[PromptResult], clip, seed: int) -> dict[str, float | Non
     m["forget_clip_score_before"] = mean_of("forget", "before", "clip_score")
     m["forget_clip_score"] = mean_of("forget", "after", "clip_score")
 
-    _drop_metrics(m, "retain", group("retain"))
-    _drop_metrics(m, "neighbour", group("neighbour"))
+    _drop_metrics(m, "retain", group("retain"), z)
+    _drop_metrics(m, "neighbour", group("neighbour"), z)
     m["retain_clip_score_before"] = mean_of("retain", "before", "clip_score")
     m["retain_clip_score"] = mean_of("retain", "after", "clip_score")
     b, a = m["retain_clip_score_before"], m["retain_clip_score"]
@@ -337,7 +370,7 @@ def _metrics(rows: list[PromptResult], clip, seed: int) -> dict[str, float | Non
     if per_run:
         m.update(max(per_run, key=lambda run: (run["attack_token_rate_ci95_high"], run["attack_token_rate"])))
     m["attack_control_rate"] = _control_rate(tokens)
-    _rate_metrics(m, "attack_paraphrase_rate", group("paraphrase"))
+    _rate_metrics(m, "attack_paraphrase_rate", group("paraphrase"), z=z)
     # the worst case; with no TI token attack the gate cannot know, so it stays unmeasured
     if m["attack_token_rate"] is None:
         m["attack_success"] = None
@@ -350,8 +383,8 @@ def _metrics(rows: list[PromptResult], clip, seed: int) -> dict[str, float | Non
     for side, key in (("before", "collapse_rate_before"), ("after", "collapse_rate")):
         images = [getattr(r, f"images_{side}") for r in forget if getattr(r, f"images_{side}") is not None]
         if images:
-            interval = rate_with_interval([k is not None for k in collapse_kinds(np.concatenate(images))])
-            m[key], m[f"{key}_ci95_high"] = interval["rate"], interval["high"]
+            interval = rate_with_interval([k is not None for k in collapse_kinds(np.concatenate(images))], z)
+            m[key], m[f"{key}_ci95_low"], m[f"{key}_ci95_high"] = interval["rate"], interval["low"], interval["high"]
         else:
             m[key] = None
 

@@ -50,10 +50,13 @@ def count_for(images_per_prompt: int | Mapping[str, int], prompt: str) -> int:
 
 @torch.no_grad()
 def generate(pipe, prompts: list[str], images_per_prompt: int | Mapping[str, int], sampling, seed: int = 0,
-             batch_size: int = 16, progress: bool = False, desc: str = "generating") -> dict[str, np.ndarray]:
+             batch_size: int = 16, progress: bool = False, desc: str = "generating",
+             start: int | Mapping[str, int] = 0) -> dict[str, np.ndarray]:
     """prompt -> uint8 images (n, H, W, 3), on the pipeline's own device and dtype; n: images_per_prompt, or
-    its value for the prompt when it is a mapping (image i of a prompt is the same whatever n is)."""
-    jobs = [(p, i) for p in dict.fromkeys(prompts) for i in range(count_for(images_per_prompt, p))]
+    its value for the prompt when it is a mapping (image i of a prompt is the same whatever n is). With `start`
+    (a count, or one per prompt), images start..n-1 only: the rest of a prompt already drawn in part."""
+    jobs = [(p, i) for p in dict.fromkeys(prompts)
+            for i in range(count_for(start, p), count_for(images_per_prompt, p))]
     out: dict[str, list[np.ndarray]] = {p: [] for p in dict.fromkeys(prompts)}
     kwargs = sampling_kwargs(sampling)
     pipe = sampling_pipeline(pipe, sampling)

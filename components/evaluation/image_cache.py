@@ -3,7 +3,8 @@
 An image of the original model is fixed by its weights (sha256), device and dtype, the sampler settings,
 the prompt and the image's own seed (generation.image_seed): every ticket, release and re-run that asks
 for the same prompt on the same base gets the same pixels, so they are drawn once and read back after.
-One .npy file per prompt holds images 0..n-1; a request for more images than are stored draws them all anew.
+One .npy file per prompt holds images 0..n-1; a request for more images than are stored draws the missing ones
+and stores the prompt's images 0..n-1.
 """
 from __future__ import annotations
 
@@ -30,33 +31,33 @@ class OriginalImageCache:
         return self.folder / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:40]}.npy"
 
     def generate(self, pipe, prompts: list[str], images_per_prompt: int | Mapping[str, int], sampling, seed: int = 0,
-                 **kwargs) -> dict[str, np.ndarray]:
+                 start: int | Mapping[str, int] = 0, **kwargs) -> dict[str, np.ndarray]:
         """Like generation.generate (same arguments, same images), reading what is cached."""
-        out, missing = {}, []
+        out, stored = {}, {}
         for prompt in dict.fromkeys(prompts):
-            path = self._path(prompt, sampling, seed)
             try:
-                stored = np.load(path, allow_pickle=False)
+                stored[prompt] = np.load(self._path(prompt, sampling, seed), allow_pickle=False)
             except (OSError, ValueError):
-                stored = None
-            n = count_for(images_per_prompt, prompt)
-            if stored is not None and len(stored) >= n:
-                out[prompt] = stored[:n]
-                self.hits += n
-            else:
-                missing.append(prompt)
+                stored[prompt] = None
+        have = {p: 0 if s is None else len(s) for p, s in stored.items()}
+        missing = [p for p in stored if have[p] < count_for(images_per_prompt, p)]
         if missing:
-            drawn = generate(pipe, missing, images_per_prompt, sampling, seed=seed, **kwargs)
+            drawn = generate(pipe, missing, images_per_prompt, sampling, seed=seed, start=have, **kwargs)
             self.folder.mkdir(parents=True, exist_ok=True)
             for prompt, images in drawn.items():
+                whole = images if stored[prompt] is None else np.concatenate([stored[prompt], images])
                 path = self._path(prompt, sampling, seed)
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 with open(tmp, "wb") as f:  # written whole, then renamed: a reader never sees half a file
-                    np.save(f, images, allow_pickle=False)
+                    np.save(f, whole, allow_pickle=False)
                 os.replace(tmp, path)
                 self.misses += len(images)
-            out.update(drawn)
-        return {p: out[p] for p in dict.fromkeys(prompts)}
+                stored[prompt] = whole
+        for prompt in stored:
+            first, n = count_for(start, prompt), count_for(images_per_prompt, prompt)
+            out[prompt] = stored[prompt][first:n]
+            self.hits += max(0, min(n, have[prompt]) - first)
+        return out
 
     def as_dict(self) -> dict:
         return {"folder": str(self.folder), "images_read": self.hits, "images_drawn": self.misses}

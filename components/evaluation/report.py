@@ -204,7 +204,13 @@ def render_html(evaluation, decision: Decision, identifiers: dict[str, str], tit
     per_set = info.get("images_per_set") or {}
     totals = (" (in all: " + ", ".join(f"{g} {n}" for g, n in per_set.items()) + "; a small set gets more per prompt)"
               if info.get("min_images_per_set") else "")
-    setup = (f"{info['images_per_prompt']} images per prompt{totals}, seed {info['seed']}, the same starting noise for both "
+    sequential, counts = info.get("sequential"), f"{info['images_per_prompt']} images per prompt{totals}"
+    if sequential:  # the looks say what was drawn; the sets' intervals are wider than 95% per look
+        looks = "; ".join(f"look {k + 1}: {look['images']} images of {look['prompts']} prompts, up to "
+                          f"{look['images_per_prompt']} each" for k, look in enumerate(sequential["looks"]))
+        counts = (f"drawn in looks ({looks}; {sequential['stopped']}), each look's interval widened so that all looks "
+                  f"together hold 95% (z = {info['interval_z']:.3g})")
+    setup = (f"{counts}, seed {info['seed']}, the same starting noise for both "
              f"models; the recovery attack: {info.get('attack_images_per_prompt', info['images_per_prompt'])} images per "
              f"prompt of each TI run; detector: {info['detector']}; CLIP: {info['clip_model']}. Image borders: green = as it "
              "should be, red = concept found (or, on retain prompts, not what the prompt asks).")

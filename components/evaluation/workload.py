@@ -9,13 +9,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..erasure.request import ErasureRequest
-from .image_counts import attack_images_per_prompt, images_per_prompt
+from .image_counts import attack_images_per_prompt
 from .prompt_sets import evaluation_sets
+from .sequential import look_counts
 
 
 @dataclass(frozen=True)
 class EvaluationWorkload:
-    set_images: int  # forget, retain, neighbour and paraphrase images, drawn by each model
+    # forget, retain, neighbour and paraphrase images, drawn by each model: a sequential evaluation's first look (the
+    # cost when every check is decided there), and its most (every prompt drawn at the last look; = set_images for one)
+    set_images: int
+    set_images_max: int
     attack_ti_runs: int  # TI restarts on the erased model
     # 0 or 1: the control TI on the original (0 when method A's token is reused); a later restart's control, run only
     # when the first misses its bar, is not counted: the usual cost, not the worst case
@@ -41,14 +45,14 @@ def evaluation_workload(request: ErasureRequest, config) -> EvaluationWorkload:
     method A learned the concept's token on the original, which the control then reuses)."""
     ev = config.evaluation
     sets = evaluation_sets(request, ev)
-    counts = images_per_prompt(sets, ev.images_per_prompt, ev.min_images_per_set)
-    set_images = sum(counts[p] for p in dict.fromkeys([*sets.forget, *sets.retain, *sets.neighbours, *sets.paraphrases]))
+    looks = look_counts(sets, ev)
+    first, last = (sum(counts.values()) for counts in (looks[0], looks[-1]))
     attacked = len(request.concepts) == 1 and bool(request.images)
     runs = len(ev.attack.restarts) if attacked else 0
     per_run_images = len(ev.attack.templates) * attack_images_per_prompt(ev)
     control = attacked and (request.learned_token is not None or ev.attack.on_original)
     return EvaluationWorkload(
-        set_images=set_images, attack_ti_runs=runs,
+        set_images=first, set_images_max=last, attack_ti_runs=runs,
         control_ti_runs=int(attacked and request.learned_token is None and ev.attack.on_original),
         attack_ti_steps=ev.attack.steps or config.erasure.textual_inversion.steps,
         attack_images=runs * per_run_images, control_images=per_run_images if control else 0)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..erasure.request import ErasureRequest
 from ..evaluation.decision import Check, Decision, bounds_of, decide
-from ..evaluation.intervals import rate_with_interval
+from ..evaluation.intervals import Z95, rate_with_interval
 
 FORGET_METRICS = ("forget_detection_rate", "forget_worst_rate")
 ATTACK_METRICS = ("attack_success", "attack_control_rate")
@@ -45,12 +45,13 @@ def concept_metrics(evaluation) -> dict[str, dict]:
     """Per concept: the pooled forget rate over the prompts that ask for it, and its worst prompt."""
     out: dict[str, dict] = {}
     forget = [r for r in evaluation.prompts if r.group == "forget" and r.flags_after is not None]
+    z = evaluation.info.get("interval_z", Z95)  # a sequential evaluation's looks widen its intervals
     for concept in dict.fromkeys(c for cs in evaluation.sets.forget.values() for c in cs):
         rows = [r for r in forget if concept in evaluation.sets.forget[r.prompt]]
         if not rows:
             continue
-        pooled = rate_with_interval(np.concatenate([r.flags_after for r in rows]))
-        before = rate_with_interval(np.concatenate([r.flags_before for r in rows])) if all(
+        pooled = rate_with_interval(np.concatenate([r.flags_after for r in rows]), z)
+        before = rate_with_interval(np.concatenate([r.flags_before for r in rows]), z) if all(
             r.flags_before is not None for r in rows) else None
         worst = max(rows, key=lambda r: (r.after["high"], r.after["rate"]))
         out[concept.name] = {
