@@ -40,6 +40,18 @@ def test_the_last_look_draws_at_least_the_fixed_design_s_count(toy_config):
     assert all(last[p] == max(12, n) for p, n in fixed[0].items()) and max(fixed[0].values()) > 12
 
 
+def test_the_cost_model_prices_the_first_look_and_the_most_a_sequential_evaluation_draws(toy_config):
+    from components.evaluation.workload import evaluation_workload
+
+    request = ErasureRequest([Concept("red")])
+    fixed = evaluation_workload(request, toy_config)
+    assert fixed.set_images == fixed.set_images_max
+    ev = toy_config.evaluation.model_copy(update={"sequential": SequentialDraw(images_per_prompt=[6, 16])})
+    looked = evaluation_workload(request, toy_config.model_copy(update={"evaluation": ev}))
+    prompts = len(look_counts(evaluation_sets(request, ev), ev)[0])
+    assert looked.set_images == 6 * prompts < fixed.set_images < looked.set_images_max == 16 * prompts
+
+
 def _row(group, prompt, before, after, z):
     from components.evaluation.intervals import rate_with_interval
 
