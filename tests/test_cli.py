@@ -115,6 +115,7 @@ def test_erase_with_an_unknown_method_exits_2(tmp_path):
 
 def test_evaluate_writes_the_report_and_refuses_a_tampered_adapter(tmp_path):
     small = toy_config_file(tmp_path, "small", evaluation__images_per_prompt=2, evaluation__min_images_per_set=None,
+                            evaluation__sequential=None,
                             evaluation__vocabulary=None,
                             evaluation__forget_templates={"object": ["a {concept}"]},
                             evaluation__retain_prompts=[], evaluation__paraphrases={},

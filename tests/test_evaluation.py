@@ -19,7 +19,7 @@ RETAIN = ["a blue square", "a green triangle", "a yellow cross"]
 def small_config(toy_config):
     """No vocabulary (so no corpus, no neighbours): just these prompts, to keep the tests cheap."""
     ev = toy_config.evaluation.model_copy(update={
-        "images_per_prompt": 4, "min_images_per_set": None, "vocabulary": None,
+        "images_per_prompt": 4, "min_images_per_set": None, "vocabulary": None, "sequential": None,
         "forget_templates": {"object": ["a {concept}", "a red {concept}"]},
         "retain_prompts": RETAIN, "paraphrases": {"circle": ["a round shape"]},
         "attack": RecoveryAttack(steps=150, restarts=[AttackRestart()], templates=["a {concept}", "a red {concept}"])})

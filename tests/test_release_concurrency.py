@@ -21,6 +21,7 @@ from conftest import REPO, toy_config_file
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 
 TINY = {"erasure__method": "closed_form", "evaluation__images_per_prompt": 1, "evaluation__min_images_per_set": None,
+        "evaluation__sequential": None,
         "evaluation__vocabulary": None,
         "evaluation__forget_templates": {"object": ["a {concept}"]},
         "evaluation__retain_prompts": ["a green triangle", "a red cross"], "evaluation__paraphrases": {},

@@ -32,7 +32,7 @@ def test_looks_must_be_two_or_more_increasing_counts(bad):
 
 def test_the_last_look_draws_at_least_the_fixed_design_s_count(toy_config):
     sets = evaluation_sets(ErasureRequest([Concept("circle")]), toy_config.evaluation)
-    fixed = look_counts(sets, toy_config.evaluation)
+    fixed = look_counts(sets, toy_config.evaluation.model_copy(update={"sequential": None}))
     assert len(fixed) == 1
     ev = toy_config.evaluation.model_copy(update={"sequential": SequentialDraw(images_per_prompt=[6, 12])})
     first, last = look_counts(sets, ev)
@@ -44,7 +44,8 @@ def test_the_cost_model_prices_the_first_look_and_the_most_a_sequential_evaluati
     from components.evaluation.workload import evaluation_workload
 
     request = ErasureRequest([Concept("red")])
-    fixed = evaluation_workload(request, toy_config)
+    one_look = toy_config.evaluation.model_copy(update={"sequential": None})
+    fixed = evaluation_workload(request, toy_config.model_copy(update={"evaluation": one_look}))
     assert fixed.set_images == fixed.set_images_max
     ev = toy_config.evaluation.model_copy(update={"sequential": SequentialDraw(images_per_prompt=[6, 16])})
     looked = evaluation_workload(request, toy_config.model_copy(update={"evaluation": ev}))
@@ -114,7 +115,7 @@ def test_an_undecided_evaluation_draws_the_next_look_and_the_images_a_one_look_r
                       attack_requests=[])
     looks = result.info["sequential"]["looks"]
     assert [look["images"] for look in looks] == [2 * 5, 2 * looks[1]["prompts"]] and looks[1]["prompts"] >= 3
-    assert result.info["interval_z"] == pytest.approx(looks_z(2))
+    assert result.info["interval_z"] == pytest.approx(looks_z(2)) and "the last look" in result.info["sequential"]["stopped"]
     four = sequential_config.evaluation.model_copy(update={"images_per_prompt": 4, "sequential": None})
     one_look = evaluate(model.pipeline, erased, request, sequential_config.model_copy(update={"evaluation": four}),
                         clip, detector, attack_requests=[])
@@ -125,6 +126,11 @@ def test_an_undecided_evaluation_draws_the_next_look_and_the_images_a_one_look_r
         assert np.abs(r.images_after.astype(int) - by_prompt[r.prompt].images_after[:n]).max() <= 1
         assert np.abs(r.images_before.astype(int) - by_prompt[r.prompt].images_before[:n]).max() <= 1
     assert cache.misses == sum(look["images"] for look in looks)  # the original's images drawn once each
+    from components.evaluation.decision import decide
+    from components.evaluation.report import render_html
+
+    page = render_html(result, decide(result.metrics, sequential_config.thresholds), {}, "sequential")
+    assert f"look 2: {looks[1]['images']} images of {looks[1]['prompts']} prompts, up to 4 each" in page
     # the widened interval: a rate's upper end at z = 2.24, not 1.96
     forget = next(r for r in result.prompts if r.group == "forget")
     k, n = int(forget.flags_after.sum()), len(forget.flags_after)

@@ -31,7 +31,7 @@ def small_config(folder: Path, name: str, **changes) -> Path:
     """Method C, 2 images per prompt, 20-step TIs, no vocabulary (only the ticket's own and the config's
     prompts), one attack restart; a config retain prompt that names the concept, to be removed."""
     small = {"erasure__method": "closed_form", "erasure__textual_inversion__steps": 20,
-             "evaluation__images_per_prompt": 2, "evaluation__min_images_per_set": None,
+             "evaluation__images_per_prompt": 2, "evaluation__min_images_per_set": None, "evaluation__sequential": None,
              "evaluation__vocabulary": None,
              "evaluation__forget_templates": {"object": ["a {concept}"]},
              "evaluation__retain_prompts": ["a green cross", "a red circle"], "evaluation__paraphrases": {},

@@ -167,6 +167,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
         counts.update(grow)
         rows = _set_rows(sets, request, judge, before, after)
         if k + 1 == len(plan):
+            stopped = f"look {k + 1}: the last look, what was undecided drawn at its most" if k else stopped
             break
         more, failed = undecided(rows, _metrics(rows, clip, seed, z), config.thresholds, z)
         grow = {p: plan[k + 1][p] for p in more if plan[k + 1][p] > counts[p]}
