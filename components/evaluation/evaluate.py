@@ -136,23 +136,12 @@ def _set_rows(sets: EvaluationSets, request: ErasureRequest, judge: _Judge, befo
     return rows
 
 
-def evaluate(original, erased, request: ErasureRequest, config, clip, detector, progress: bool = False,
-             original_cache=None, attack_requests: list[ErasureRequest] | None = None) -> EvaluationResult:
-    """original / erased: pipelines; config: the RunConfig; clip: ClipFeatures; detector: a PresenceDetector;
-    original_cache: an image_cache.OriginalImageCache for the original's images (None: draw them);
-    attack_requests: the concepts the recovery attack tries to bring back, one request each (default: `request`;
-    a release: the concepts it adds; [] runs no attack)."""
-    ev, seed = config.evaluation, config.runtime.seed
-    sets = evaluation_sets(request, ev)
+def _draw_sets(original, erased, request, sets: EvaluationSets, plan: list[dict[str, int]], config, judge: _Judge, clip,
+               original_cache, draw: dict) -> tuple[list[PromptResult], dict[str, int], list[dict], str]:
+    """Both models' images of the prompt sets, drawn look by look (plan: sequential.look_counts; one look: the fixed
+    design), a prompt drawn again only while sequential.undecided says so: (the sets' rows, images per prompt,
+    each look's prompts and images, why drawing stopped)."""
     prompts = list(dict.fromkeys([*sets.forget, *sets.retain, *sets.neighbours, *sets.paraphrases]))
-    draw = dict(sampling=config.sampling, seed=seed, batch_size=ev.batch_size, progress=progress)
-    plan = look_counts(sets, ev)
-    z = looks_z(len(plan))
-    judge = _Judge(detector, clip, z)
-    attack_count = attack_images_per_prompt(ev)
-    attack_draw = {**draw, "images_per_prompt": attack_count}
-
-    t0 = time.perf_counter()
     counts, before, after, looks = {}, {p: None for p in prompts}, {p: None for p in prompts}, []
     grow, stopped = plan[0], "every prompt drawn at its count"
     for k in range(len(plan)):
@@ -163,18 +152,40 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
             images = before if side == "original" else after
             for p, new in drawn.items():
                 images[p] = new if images[p] is None else np.concatenate([images[p], new])
-        looks.append({"prompts": len(grow), "images": sum(n - counts.get(p, 0) for p, n in grow.items())})
+        looks.append({"prompts": len(grow), "images": sum(n - counts.get(p, 0) for p, n in grow.items()),
+                      "images_per_prompt": max(grow.values(), default=0)})
         counts.update(grow)
         rows = _set_rows(sets, request, judge, before, after)
         if k + 1 == len(plan):
             stopped = f"look {k + 1}: the last look, what was undecided drawn at its most" if k else stopped
             break
-        more, failed = undecided(rows, _metrics(rows, clip, seed, z), config.thresholds, z)
+        more, failed = undecided(rows, _metrics(rows, clip, draw["seed"], judge.z), config.thresholds, judge.z)
         grow = {p: plan[k + 1][p] for p in more if plan[k + 1][p] > counts[p]}
         if failed or not grow:
             stopped = (f"look {k + 1}: a check is decided against its bar (REJECTED whatever comes next)" if failed
                        else f"look {k + 1}: every gated check is decided")
             break
+    return rows, counts, looks, stopped
+
+
+def evaluate(original, erased, request: ErasureRequest, config, clip, detector, progress: bool = False,
+             original_cache=None, attack_requests: list[ErasureRequest] | None = None) -> EvaluationResult:
+    """original / erased: pipelines; config: the RunConfig; clip: ClipFeatures; detector: a PresenceDetector;
+    original_cache: an image_cache.OriginalImageCache for the original's images (None: draw them);
+    attack_requests: the concepts the recovery attack tries to bring back, one request each (default: `request`;
+    a release: the concepts it adds; [] runs no attack)."""
+    ev, seed = config.evaluation, config.runtime.seed
+    sets = evaluation_sets(request, ev)
+    draw = dict(sampling=config.sampling, seed=seed, batch_size=ev.batch_size, progress=progress)
+    plan = look_counts(sets, ev)
+    z = looks_z(len(plan))
+    judge = _Judge(detector, clip, z)
+    attack_count = attack_images_per_prompt(ev)
+    attack_draw = {**draw, "images_per_prompt": attack_count}
+
+    t0 = time.perf_counter()
+    rows, counts, looks, stopped = _draw_sets(original, erased, request, sets, plan, config, judge, clip,
+                                              original_cache, draw)
     generation_s = time.perf_counter() - t0
     drawn_after = sum(counts.values())
     generated = drawn_after + (original_cache.misses if original_cache else drawn_after)
@@ -210,8 +221,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
         "images_per_prompt": ev.images_per_prompt, "min_images_per_set": ev.min_images_per_set,
         "attack_images_per_prompt": attack_count,
         "images_per_set": images_per_set(sets, counts),
-        "sequential": {"looks": [dict(look, images_per_prompt=max(plan[k].values(), default=0))
-                                 for k, look in enumerate(looks)], "stopped": stopped} if len(plan) > 1 else None,
+        "sequential": {"looks": looks, "stopped": stopped} if len(plan) > 1 else None,
         "interval_z": z,
         "seed": seed, "sampling": config.sampling.model_dump(),
         "detector": detector.description, "clip_model": clip.source,
