@@ -141,8 +141,7 @@ def _draw_sets(original, erased, request, sets: EvaluationSets, plan: list[dict[
     """Both models' images of the prompt sets, drawn look by look (plan: sequential.look_counts; one look: the fixed
     design), a prompt drawn again only while sequential.undecided says so: (the sets' rows, images per prompt,
     each look's prompts and images, why drawing stopped)."""
-    prompts = list(dict.fromkeys([*sets.forget, *sets.retain, *sets.neighbours, *sets.paraphrases]))
-    counts, before, after, looks = {}, {p: None for p in prompts}, {p: None for p in prompts}, []
+    counts, before, after, looks = {}, {p: None for p in plan[0]}, {p: None for p in plan[0]}, []
     grow, stopped = plan[0], "every prompt drawn at its count"
     for k in range(len(plan)):
         for side, pipe, gen in (("original", original, original_cache.generate if original_cache else generate),
@@ -159,7 +158,8 @@ def _draw_sets(original, erased, request, sets: EvaluationSets, plan: list[dict[
         if k + 1 == len(plan):
             stopped = f"look {k + 1}: the last look, what was undecided drawn at its most" if k else stopped
             break
-        more, failed = undecided(rows, _metrics(rows, clip, draw["seed"], judge.z), config.thresholds, judge.z)
+        more, failed = undecided(rows, _metrics(rows, clip, draw["seed"], judge.z, distances=False), config.thresholds,
+                                 judge.z)
         grow = {p: plan[k + 1][p] for p in more if plan[k + 1][p] > counts[p]}
         if failed or not grow:
             stopped = (f"look {k + 1}: a check is decided against its bar (REJECTED whatever comes next)" if failed
@@ -345,9 +345,10 @@ def _worst(rows, group: str, how: str, z: float = Z95) -> dict | None:
     return {"prompt": r.prompt, "before": r.before["rate"], "after": r.after["rate"]}
 
 
-def _metrics(rows: list[PromptResult], clip, seed: int, z: float = Z95) -> dict[str, float | None]:
+def _metrics(rows: list[PromptResult], clip, seed: int, z: float = Z95, distances: bool = True) -> dict[str, float | None]:
     """z: the intervals' of the prompt sets (widened for a sequential evaluation's looks); the attack's TI rows,
-    drawn once, keep 95%."""
+    drawn once, keep 95%. distances=False leaves KID and FID unmeasured (None): a look between draws reads only the
+    gated rates, and KID's CLIP features of every retain image would be computed there for nothing."""
     def group(name: str) -> list[PromptResult]:
         return [r for r in rows if r.group == name]
 
@@ -401,7 +402,7 @@ def _metrics(rows: list[PromptResult], clip, seed: int, z: float = Z95) -> dict[
 
     retain = [r for r in group("retain") if r.images_before is not None]
     m["kid"] = m["kid_std"] = m["fid"] = None
-    if retain and sum(len(r.images_before) for r in retain) >= 2:
+    if distances and retain and sum(len(r.images_before) for r in retain) >= 2:
         # Unit CLIP features scaled to norm sqrt(d): the cubic kernel's x.y/d is then the cosine, the
         # regime KID's kernel was made for (Inception features), whatever the CLIP width. Unscaled, it is
         # ~1 + 3 cos/d: a retain set whose accuracy fell from 100% to 21% moved KID by only 0.005.
