@@ -145,3 +145,43 @@ def test_an_evaluation_that_fails_at_the_first_look_draws_nothing_more(toy_world
                       clip, detector, attack_requests=[])
     assert len(result.info["sequential"]["looks"]) == 1 and "decided against" in result.info["sequential"]["stopped"]
     assert all(len(r.images_after) == 2 for r in result.prompts)
+
+
+def _token_rows(found_before: int, found_after: int, n: int = 32) -> list[PromptResult]:
+    row = _row("token", "a <attack>", [True] * found_before + [False] * (n - found_before),
+               [True] * found_after + [False] * (n - found_after), Z95)
+    row.attack_run, row.attack_concept = 0, "circle"
+    row.images_before = row.images_after = np.zeros((n, 32, 32, 3), dtype=np.uint8)  # counted in images_drawn
+    return [row]
+
+
+def test_the_recovery_attack_alone_decides_a_rejection_when_its_rate_or_its_control_fails(toy_config, judges):
+    from components.evaluation.evaluate import _attack_failed
+
+    clip, _ = judges
+    assert _attack_failed([], clip, 0, toy_config) is None  # no attack (a release that adds no concept)
+    assert _attack_failed(_token_rows(32, 2), clip, 0, toy_config) is None  # 2 of 32: upper end 20% <= 50%
+    assert "attack_success" in _attack_failed(_token_rows(32, 12), clip, 0, toy_config)  # 12 of 32: 54% > 50%
+    assert "attack_control_rate" in _attack_failed(_token_rows(20, 0), clip, 0, toy_config)  # void: 62% < 90%
+
+
+def test_a_failed_recovery_attack_stops_the_sets_at_their_first_look(
+        toy_world, sequential_config, erasure_results, judges, monkeypatch):
+    """Method C's circle erasure is undecided after its first look (the test above draws it on). With an attack that
+    found the concept in 30 of 32 images, the verdict is already REJECTED: the sets stop at 2 images a prompt."""
+    import components.evaluation.evaluate as evaluation
+    from components.evaluation.decision import decide
+
+    model, _ = toy_world
+    clip, detector = judges
+    attack_runs = []
+    monkeypatch.setattr(evaluation, "_token_attack",
+                        lambda *args: attack_runs.append(args) or (_token_rows(32, 30), None, []))
+    erased = erasure_results("closed_form").fused_copy(model.pipeline)
+    result = evaluate(model.pipeline, erased, ErasureRequest([Concept("circle")], seed=0), sequential_config,
+                      clip, detector)
+    assert len(attack_runs) == 1
+    assert len(result.info["sequential"]["looks"]) == 1
+    assert "attack_success" in result.info["sequential"]["stopped"]
+    assert all(len(r.images_after) == 2 for r in result.prompts if r.group != "token")
+    assert "attack_success" in " ".join(decide(result.metrics, sequential_config.thresholds).reasons)

@@ -37,6 +37,7 @@ from .collapse import collapse_kinds
 from .distribution_distance import FID_MIN_SAMPLES, frechet_distance, kernel_inception_distance
 from .generation import generate
 from .image_counts import attack_images_per_prompt, images_per_set
+from .decision import decide
 from .intervals import Z95, drop_with_bound, rate_with_interval
 from .prompt_sets import EvaluationSets, evaluation_sets
 from .recovery_attack import learn_attack_token, restart_ti_params, token_pipeline
@@ -137,10 +138,12 @@ def _set_rows(sets: EvaluationSets, request: ErasureRequest, judge: _Judge, befo
 
 
 def _draw_sets(original, erased, request, sets: EvaluationSets, plan: list[dict[str, int]], config, judge: _Judge, clip,
-               original_cache, draw: dict) -> tuple[list[PromptResult], dict[str, int], list[dict], str]:
+               original_cache, draw: dict, failed_before: str | None = None
+               ) -> tuple[list[PromptResult], dict[str, int], list[dict], str]:
     """Both models' images of the prompt sets, drawn look by look (plan: sequential.look_counts; one look: the fixed
-    design), a prompt drawn again only while sequential.undecided says so: (the sets' rows, images per prompt,
-    each look's prompts and images, why drawing stopped)."""
+    design), a prompt drawn again only while sequential.undecided says so, and not after the first look when a check
+    measured before the sets (`failed_before`, why) has already failed: (the sets' rows, images per prompt, each
+    look's prompts and images, why drawing stopped)."""
     counts, before, after, looks = {}, {p: None for p in plan[0]}, {p: None for p in plan[0]}, []
     grow, stopped = plan[0], "every prompt drawn at its count"
     for k in range(len(plan)):
@@ -157,6 +160,9 @@ def _draw_sets(original, erased, request, sets: EvaluationSets, plan: list[dict[
         rows = _set_rows(sets, request, judge, before, after)
         if k + 1 == len(plan):
             stopped = f"look {k + 1}: the last look, what was undecided drawn at its most" if k else stopped
+            break
+        if failed_before:
+            stopped = f"look {k + 1}: {failed_before} (REJECTED whatever comes next)"
             break
         more, failed = undecided(rows, _metrics(rows, clip, draw["seed"], judge.z, distances=False), config.thresholds,
                                  judge.z)
@@ -183,13 +189,7 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
     attack_count = attack_images_per_prompt(ev)
     attack_draw = {**draw, "images_per_prompt": attack_count}
 
-    t0 = time.perf_counter()
-    rows, counts, looks, stopped = _draw_sets(original, erased, request, sets, plan, config, judge, clip,
-                                              original_cache, draw)
-    generation_s = time.perf_counter() - t0
-    drawn_after = sum(counts.values())
-    generated = drawn_after + (original_cache.misses if original_cache else drawn_after)
-
+    # The attack first: drawn once, its verdict is final, so one that fails its bar stops the sets at their first look.
     t1 = time.perf_counter()
     attack_rows, attack_token, notes, strongest = [], None, [], -1.0
     for attack_request in [request] if attack_requests is None else attack_requests:
@@ -204,8 +204,15 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
         attack_rows, notes = attack_rows + rows_k, notes + notes_k
     if attack_requests == []:
         notes.append("recovery attack not run: no concept to attack (a release that adds none)")
-    rows += attack_rows
     attack_s = time.perf_counter() - t1
+
+    t0 = time.perf_counter()
+    rows, counts, looks, stopped = _draw_sets(original, erased, request, sets, plan, config, judge, clip,
+                                              original_cache, draw, _attack_failed(attack_rows, clip, seed, config))
+    generation_s = time.perf_counter() - t0
+    drawn_after = sum(counts.values())
+    generated = drawn_after + (original_cache.misses if original_cache else drawn_after)
+    rows += attack_rows
 
     metrics = _metrics(rows, clip, seed, z)
     if not sets.retain:
@@ -239,6 +246,18 @@ def evaluate(original, erased, request: ErasureRequest, config, clip, detector, 
     }
     info["generation_images_per_s"] = generated / generation_s if generation_s else None
     return EvaluationResult(metrics, rows, info, attack_token, sets)
+
+
+def _attack_failed(attack_rows, clip, seed: int, config) -> str | None:
+    """Why the recovery attack alone already fails the gate (None if it does not, or was not run): its rate over the
+    bar, or its control void. The paraphrases, drawn with the sets, can only raise attack_success."""
+    if not attack_rows:
+        return None
+    metrics = _metrics(attack_rows, clip, seed, distances=False)
+    failed = [c.reason for c in decide(metrics, config.thresholds).checks
+              if c.metric in ("attack_success", "attack_control_rate") and metrics.get(c.metric) is not None
+              and not c.passed]
+    return "; ".join(failed) or None
 
 
 def _token_attack(original, erased, request, config, judge, draw, progress):
