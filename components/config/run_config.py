@@ -128,10 +128,12 @@ class LoraTIParams(Strict):
         "for the concept's bare prompt (the TI templates' first, filled with its name). The anchor alone can itself "
         "be drawn as the concept ('a blue' draws triangles); this pushes away from the concept measured against the "
         "empty prompt, whatever the anchor leans to (composable diffusion's NOT)."))
-    steer_anchors: bool = Field(default=False, description=(
-        "anchored: a forget prompt's anchor that is itself a retain prompt of training ('a circle' for 'a yellow "
-        "circle') is trained to the forget prompt's target instead of kept where it was, so the erased model does not "
-        "draw the concept unasked (the toy model draws bare shapes yellow 43% of the time)."))
+    substitute_anchors: bool = Field(default=False, description=(
+        "anchored: a forget prompt's anchor that is itself a training retain prompt ('a circle' for 'a yellow "
+        "circle') is trained to the original's prediction for the forget prompt with another value of the concept's "
+        "vocabulary slot in its place ('a red circle' | 'a green circle' | 'a blue circle'), instead of kept where it "
+        "was: the erased model stops drawing the concept unasked (the toy model draws bare shapes yellow 43% of the "
+        "time). No effect without a vocabulary, or where no anchor is a retain prompt."))
     train_final_layer_norm: bool = Field(default=True, description="Also retrain the final layer norm (shipped beside the LoRA).")
     adversary: AdversaryParams = AdversaryParams()
 

@@ -35,3 +35,12 @@ def without(prompt: str, terms: Iterable[str]) -> str:
         if term.split():
             prompt = _pattern(term).sub(" ", prompt)
     return " ".join(prompt.split())
+
+
+def replaced(prompt: str, terms: Iterable[str], value: str) -> str:
+    """`prompt` with every whole-word occurrence of `terms` replaced by `value`: "a yellow circle" with "yellow"
+    replaced by "red" is "a red circle"."""
+    for term in terms:
+        if term.split():
+            prompt = _pattern(term).sub(value, prompt)
+    return " ".join(prompt.split())

@@ -37,7 +37,7 @@ from ..domain.prompt_templates import fill
 from .text_encoder_parts import ATTENTION, MLP, final_norm, last_layers, layer_modules
 from .starting_point import StartingPoint, label_of
 from .textual_inversion import initial_row, learn_token, prompt_templates, text_encoder_with_token
-from ..domain.prompt_terms import without
+from ..domain.prompt_terms import replaced, without
 
 
 def erase_lora_ti(pipe, request, config, progress: bool = False, start: StartingPoint | None = None) -> LoraAdapter:
@@ -68,8 +68,7 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
     if anchored:  # the original encoder's states for each forget prompt and its anchor (before LoRA is added)
         with torch.no_grad():
             name_orig, token_orig = encode(text_encoder, name_ids), encode(text_encoder, token_ids)
-            name_anchor_ids = tokenize(tokenizer, [without(p, concept.terms) for p in name_prompts], device)
-            name_anchor = encode(text_encoder, name_anchor_ids)
+            name_anchor = encode(text_encoder, tokenize(tokenizer, [without(p, concept.terms) for p in name_prompts], device))
             token_anchor = encode(text_encoder, tokenize(tokenizer, [without(p, [token.token]) for p in token_prompts], device))
             negation = (encode(text_encoder, tokenize(tokenizer, [fill(templates, concept.name)[0], ""], device))
                         if params.concept_guidance > 0 else None)
@@ -85,16 +84,19 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
     norm.requires_grad_(params.train_final_layer_norm)
     trainable = [p for p in text_encoder.parameters() if p.requires_grad]
 
+    # A forget prompt whose anchor is a retain caption ("a circle" for "a yellow circle", which the toy model draws
+    # yellow 43% of the time): with `substitute_anchors`, the caption is trained to the original's prediction for the
+    # prompt with another value of the concept's slot ("a red circle" | "a green circle" | ...) instead of kept, so
+    # the erased model stops drawing the concept unasked (BENCHMARKS.md, tenth session).
     kept = request.kept_prompts()
-    # Forget prompts whose anchor is itself a retain caption ("a yellow circle" -> "a circle"): with `steer_anchors`,
-    # that caption is trained to the forget prompt's target instead of kept, so the concept is not drawn unasked.
-    steered = ([i for i, p in enumerate(name_prompts) if without(p, concept.terms) in kept]
-               if anchored and params.steer_anchors else [])
-    steered_anchors = {without(name_prompts[i], concept.terms) for i in steered}
-    retain_ids = tokenize(tokenizer, [p for p in kept if p not in steered_anchors], device)
-    steered_index = torch.tensor(steered, dtype=torch.long, device=device)
+    unasked = _unasked_anchors(name_prompts, concept.terms, kept, request.substitutes) \
+        if anchored and params.substitute_anchors else {}
+    retain_ids = tokenize(tokenizer, [p for p in kept if p not in unasked], device)
     with torch.no_grad():
         retain_orig = encode(source.text_encoder, retain_ids).float()
+        if unasked:
+            unasked_ids = tokenize(tokenizer, list(unasked), device)
+            substitute_orig = [encode(source.text_encoder, tokenize(tokenizer, subs, device)) for subs in unasked.values()]
     latents = image_latents(pipe, request.images)
     scheduler = training_scheduler(pipe)
     optimizer = torch.optim.Adam(trainable, lr=params.learning_rate)
@@ -112,9 +114,11 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
         forget_ids = [name_ids[name_pick], token_ids[token_pick]]
         adv_pick = [pick(len(templates), n, gen).to(device) for _ in adversary_ids]
         forget_ids += [ids[k] for ids, k in zip(adversary_ids, adv_pick)]
-        steer_pick = steered_index[pick(len(steered), n, gen).to(device)] if steered else None
-        if steered:  # the anchor under the adapter, steered as its forget prompt is
-            forget_ids.append(name_anchor_ids[steer_pick])
+        if unasked:  # per image, an unasked anchor and one of its substitutes, the original's states for it
+            anchor_pick = pick(len(unasked), n, gen).to(device)
+            forget_ids.append(unasked_ids[anchor_pick])
+            substitute = torch.cat([substitute_orig[a][torch.randint(len(substitute_orig[a]), (1,), generator=gen)]
+                                    for a in anchor_pick.tolist()])
         groups = len(forget_ids)
         states = encode(text_encoder, torch.cat([*forget_ids, retain_ids[r]]))
         preds = predict(unet, noisy.repeat(groups + 1, 1, 1, 1), t.repeat(groups + 1), states).split(n)
@@ -124,8 +128,9 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
             keep_target, *steer = _targets(unet, noisy, t, retain_orig[r], params.negative_guidance, [
                 (name_anchor, name_pick, name_orig, name_pick),
                 *[(token_anchor, k, token_orig, k) for k in [token_pick, *adv_pick]],
-                *([(name_anchor, steer_pick, name_orig, steer_pick)] if steered else [])] if anchored else [],
-                negation, params.concept_guidance, guided=(0, groups - 1) if steered else (0,))
+                # the substitute as both anchor and prompt: its own prediction, unpushed
+                *([(substitute, torch.arange(n), substitute, torch.arange(n))] if unasked else [])] if anchored else [],
+                negation, params.concept_guidance)
         if anchored:
             forget = sum(per_sample_mse(pred, goal).mean() for pred, goal in zip(forget_preds, steer))
         else:
@@ -157,16 +162,27 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
         wall_time_s=time.perf_counter() - began, history=history)
 
 
+def _unasked_anchors(name_prompts: list[str], terms, kept: list[str], substitutes: list[str]) -> dict[str, list[str]]:
+    """Retain captions that are a forget prompt's anchor -> that forget prompt with each substitute in the concept's
+    place ("a circle" -> ["a red circle", "a green circle", "a blue circle"]); none without substitutes."""
+    out: dict[str, list[str]] = {}
+    for p in name_prompts if substitutes else []:
+        anchor = without(p, terms)
+        if anchor in kept and anchor != p:
+            out.setdefault(anchor, list(dict.fromkeys(replaced(p, terms, s) for s in substitutes)))
+    return out
+
+
 def _targets(unet, noisy, t, retain_states, guidance: float, pairs, negation=None,
-             concept_guidance: float = 0.0, guided: tuple[int, ...] = (0,)) -> list[torch.Tensor]:
+             concept_guidance: float = 0.0) -> list[torch.Tensor]:
     """In one U-Net call: the original's prediction for the retain prompts, then per pair the anchored target, the
     anchor's prediction pushed away from the prompt's by `guidance`. A pair is (anchor bank, anchor pick, prompt bank,
     prompt pick): banks of encoder states and, per image, the row it uses. Rows that several pairs pick for an image
     are predicted once (the token's and both attackers' pairs read the same two templates' states). `negation`: the
-    states of the concept's bare prompt and of the empty prompt; the `guided` pairs' targets (the name prompts', and
-    the steered anchors') are also pushed by `concept_guidance` away from the concept as the first differs from the
-    second, a direction that does not depend on the anchor. Not the token's and attackers' targets: pushed there too,
-    the recovery attack found green again in 62% of images instead of 6% (BENCHMARKS.md)."""
+    states of the concept's bare prompt and of the empty prompt; the first pair's target (the name prompts') is also
+    pushed by `concept_guidance` away from the concept as the first differs from the second, a direction that does
+    not depend on the anchor. Not the token's and attackers' targets: pushed there too, the recovery attack found
+    green again in 62% of images instead of 6% (BENCHMARKS.md)."""
     n = noisy.shape[0]
     samples, states, rows = list(range(n)), [retain_states], {}
 
@@ -187,7 +203,7 @@ def _targets(unet, noisy, t, retain_states, guidance: float, pairs, negation=Non
     steered = [anchor - guidance * (prompt - anchor) for anchor, prompt in e[:len(pairs)]]
     if negation is not None:
         concept, empty = e[-1]
-        steered = [s - concept_guidance * (concept - empty) if j in guided else s for j, s in enumerate(steered)]
+        steered = [steered[0] - concept_guidance * (concept - empty), *steered[1:]]
     return [preds[:n], *steered]
 
 

@@ -27,6 +27,9 @@ class ErasureRequest:
     # concept, and the retain corpus' training part, so that training erases and protects what is measured.
     training_forget: list[str] = field(default_factory=list)
     training_retain: list[str] = field(default_factory=list)
+    # The other values of the concept's vocabulary slot ("red", "green", "blue" for "yellow"): what a prompt may ask
+    # for in the concept's place (method A's substitute_anchors).
+    substitutes: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if not self.concepts:

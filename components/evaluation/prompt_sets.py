@@ -41,10 +41,11 @@ class EvaluationSets:
     paraphrases: list[str]
     removed: list[Removed] = field(default_factory=list)
     corpus: dict = field(default_factory=dict)  # sizes: total, naming the concept, held out, training
+    substitutes: list[str] = field(default_factory=list)  # the other values of the concepts' vocabulary slots
 
     def as_dict(self) -> dict:
         return {"forget": list(self.forget), "retain": self.retain, "training_retain": self.training_retain,
-                "neighbours": self.neighbours, "paraphrases": self.paraphrases,
+                "neighbours": self.neighbours, "paraphrases": self.paraphrases, "substitutes": self.substitutes,
                 "removed": [asdict(r) for r in self.removed], "corpus": self.corpus}
 
 
@@ -79,6 +80,15 @@ def neighbour_captions(vocabulary, terms: list[str]) -> list[str]:
         for caption, filling in vocabulary_captions(vocabulary, vocabulary.captions[0]):
             if slot in filling and first_named(caption, terms) is None:
                 out.append(caption)
+    return list(dict.fromkeys(out))
+
+
+def slot_substitutes(vocabulary, terms: list[str]) -> list[str]:
+    """The other values of every slot that holds one of the concept's terms ("red", "green", "blue" for "yellow")."""
+    out = []
+    for values in vocabulary.slots.values():
+        if any(same_prompt(v, t) for v in values for t in terms):
+            out += [v for v in values if first_named(v, terms) is None]
     return list(dict.fromkeys(out))
 
 
@@ -179,11 +189,12 @@ def evaluation_sets(request: ErasureRequest, evaluation) -> EvaluationSets:
         paraphrases=list(dict.fromkeys(paraphrases)), removed=removed,
         corpus={"total": len(corpus_all), "naming_the_concept": len(corpus_all) - len(corpus),
                 "heldout": len(heldout), "training": len(training), "heldout_fraction": fraction,
-                "split": evaluation.retain_corpus.split})
+                "split": evaluation.retain_corpus.split},
+        substitutes=slot_substitutes(vocab, terms) if vocab else [])
 
 
 def with_prompt_sets(request: ErasureRequest, evaluation) -> ErasureRequest:
     """The request with the sets' forget prompts and training retain prompts for the erasure method."""
     sets = evaluation_sets(request, evaluation)
     return replace(request, training_forget=[p for p in sets.forget if p not in request.forget_prompts],
-                   training_retain=sets.training_retain)
+                   training_retain=sets.training_retain, substitutes=sets.substitutes)
