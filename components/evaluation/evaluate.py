@@ -34,10 +34,10 @@ import numpy as np
 
 from ..erasure.request import Concept, ErasureRequest
 from .collapse import collapse_kinds
+from .decision import decide
 from .distribution_distance import FID_MIN_SAMPLES, frechet_distance, kernel_inception_distance
 from .generation import generate
 from .image_counts import attack_images_per_prompt, images_per_set
-from .decision import decide
 from .intervals import Z95, drop_with_bound, rate_with_interval
 from .prompt_sets import EvaluationSets, evaluation_sets
 from .recovery_attack import learn_attack_token, restart_ti_params, token_pipeline
