@@ -31,10 +31,7 @@ def same_prompt(a: str, b: str) -> bool:
 def without(prompt: str, terms: Iterable[str]) -> str:
     """`prompt` with every whole-word occurrence of `terms` taken out: "a red circle" without "red" is
     "a circle" (the anchor a concept's prompt is steered towards)."""
-    for term in terms:
-        if term.split():
-            prompt = _pattern(term).sub(" ", prompt)
-    return " ".join(prompt.split())
+    return replaced(prompt, terms, " ")
 
 
 def replaced(prompt: str, terms: Iterable[str], value: str) -> str:

@@ -71,12 +71,16 @@ def vocabulary_captions(vocabulary, template: str | None = None) -> list[tuple[s
     return out
 
 
+def _concept_slots(vocabulary, terms: list[str]) -> list[str]:
+    """The vocabulary slots that hold one of the concept's terms as a value ("colour" for "yellow")."""
+    return [slot for slot, values in vocabulary.slots.items()
+            if any(same_prompt(v, t) for v in values for t in terms)]
+
+
 def neighbour_captions(vocabulary, terms: list[str]) -> list[str]:
     """The canonical captions in which a concept's slot holds another of its values."""
     out = []
-    for slot, values in vocabulary.slots.items():
-        if not any(same_prompt(v, t) for v in values for t in terms):
-            continue
+    for slot in _concept_slots(vocabulary, terms):
         for caption, filling in vocabulary_captions(vocabulary, vocabulary.captions[0]):
             if slot in filling and first_named(caption, terms) is None:
                 out.append(caption)
@@ -85,11 +89,8 @@ def neighbour_captions(vocabulary, terms: list[str]) -> list[str]:
 
 def slot_substitutes(vocabulary, terms: list[str]) -> list[str]:
     """The other values of every slot that holds one of the concept's terms ("red", "green", "blue" for "yellow")."""
-    out = []
-    for values in vocabulary.slots.values():
-        if any(same_prompt(v, t) for v in values for t in terms):
-            out += [v for v in values if first_named(v, terms) is None]
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(v for slot in _concept_slots(vocabulary, terms) for v in vocabulary.slots[slot]
+                              if first_named(v, terms) is None))
 
 
 def read_corpus_file(path: Path) -> list[str]:
@@ -194,7 +195,8 @@ def evaluation_sets(request: ErasureRequest, evaluation) -> EvaluationSets:
 
 
 def with_prompt_sets(request: ErasureRequest, evaluation) -> ErasureRequest:
-    """The request with the sets' forget prompts and training retain prompts for the erasure method."""
+    """The request with the sets' forget prompts, training retain prompts and slot substitutes for the erasure
+    method."""
     sets = evaluation_sets(request, evaluation)
     return replace(request, training_forget=[p for p in sets.forget if p not in request.forget_prompts],
                    training_retain=sets.training_retain, substitutes=sets.substitutes)
