@@ -7,10 +7,11 @@ orchestration, on any device, one process per (concept, sampler), several at onc
 Per concept: a fresh ticket (benchmarks.fresh_tickets, the seeds of benchmarks.concept_table), TI, the
 config's method, the evaluation and the decision exactly as components.takedown.stages runs them (no ZenML,
 no registry: the stages are the same functions), then concept_table's independent check with its own
-seeds over all 16 captions. A sampler is `default` (the config's) or `NAME:STEPS` (run_config
-Sampling.scheduler). `--fidelity N` also measures the toy world's prompt fidelity (N images per caption)
-under each sampler. For a quick look at many settings on a lent GPU; the product's figures come from
-`lethe takedown` (benchmarks.concept_table).
+seeds over all 16 captions, drawn with the config's sampler whatever the gate's. A sampler is `default`
+(the config's) or `NAME:STEPS` (run_config Sampling.scheduler). `--fidelity N` also measures the toy world's
+prompt fidelity (N images per caption) under each sampler. For a quick look at many settings on a lent GPU;
+the product's figures come
+from `lethe takedown` (benchmarks.concept_table).
 """
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, c
     from components.takedown.stages import request_for
 
     torch.set_num_threads(1)
-    config = load_run_config(config_path)
-    config = config.model_copy(update={"sampling": sampling_for(config, sampler)})
+    served_config = load_run_config(config_path)  # the check draws as a user would: with the model's own sampler
+    config = served_config.model_copy(update={"sampling": sampling_for(served_config, sampler)})
     loaded = load_ticket(concept_ticket(out / "tickets", concept))
     model = load_pipeline(config.base_model.source, device=device)
     times = {}
@@ -66,7 +67,7 @@ def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, c
     times["evaluate_s"] = time.perf_counter() - t
     decision = decide(evaluation.metrics, config.thresholds)
     m, info = evaluation.metrics, evaluation.info
-    check = check_served(model.pipeline, result.fused_copy(model.pipeline), concept, check_images, config)
+    check = check_served(model.pipeline, result.fused_copy(model.pipeline), concept, check_images, served_config)
     return {"concept": concept, "sampler": sampler, "device": device, "verdict": "PROMOTED" if decision.passed else "REJECTED",
             "reasons": decision.reasons, **{k: round(v, 1) for k, v in times.items()},
             "forget_worst": info["worst_forget_prompt"], "retain_worst": info["worst_retain_prompt"],
