@@ -10,8 +10,7 @@ no registry: the stages are the same functions), then concept_table's independen
 seeds over all 16 captions, drawn with the config's sampler whatever the gate's. A sampler is `default`
 (the config's) or `NAME:STEPS` (run_config Sampling.scheduler). `--fidelity N` also measures the toy world's
 prompt fidelity (N images per caption) under each sampler. For a quick look at many settings on a lent GPU;
-the product's figures come
-from `lethe takedown` (benchmarks.concept_table).
+the product's figures come from `lethe takedown` (benchmarks.concept_table).
 """
 from __future__ import annotations
 
