@@ -50,7 +50,7 @@ def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, c
     from components.takedown.stages import request_for
 
     torch.set_num_threads(1)
-    served_config = load_run_config(config_path)  # the check draws as a user would: with the model's own sampler
+    served_config = load_run_config(config_path)  # the check draws as a user would: with the config's sampler
     config = served_config.model_copy(update={"sampling": sampling_for(served_config, sampler)})
     loaded = load_ticket(concept_ticket(out / "tickets", concept))
     model = load_pipeline(config.base_model.source, device=device)
