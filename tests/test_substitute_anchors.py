@@ -1,8 +1,16 @@
 """Method A's substitute anchors: a forget prompt's anchor that is itself a training retain caption ("a circle" for
 "a yellow circle", drawn yellow 43% of the time by the toy model) is trained to the original's prediction for the
-prompt with another value of the concept's slot, so the erased model stops drawing the concept unasked."""
+prompt with another value of the concept's slot, so the erased model stops drawing the concept unasked. By default
+only the anchors that lean to the concept are (the toy model's bare shapes lean to yellow, to no other colour)."""
+from dataclasses import replace
+
+import pytest
+import torch
+
 from components.domain.prompt_terms import names, replaced
-from components.erasure.lora_ti import _unasked_anchors
+from components.erasure.leaning_anchors import anchor_leanings
+from components.erasure.lora_ti import _last_timestep, _unasked_anchors
+from components.erasure.methods import erase
 from components.erasure.request import Concept, ErasureRequest
 from components.evaluation.prompt_sets import evaluation_sets, with_prompt_sets
 
@@ -28,12 +36,56 @@ def test_only_training_retain_captions_that_a_forget_prompt_reduces_to_are_subst
     sets = evaluation_sets(yellow, ev)
     unasked = _unasked_anchors(yellow.concept_prompts(), ["yellow"], yellow.kept_prompts(), yellow.substitutes)
     assert unasked and set(unasked) <= set(sets.training_retain) and not set(unasked) & set(sets.retain)
-    for anchor, substitutes in unasked.items():  # a bare shape -> that shape in each other colour, never yellow
+    for anchor, (prompt, substitutes) in unasked.items():  # a bare shape -> that shape in each other colour
         assert not any(names(anchor, c) for c in ["red", "green", "blue", "yellow"])
         *before, shape = anchor.split()
+        assert prompt == " ".join([*before, "yellow", shape]) and prompt in yellow.concept_prompts()
         assert substitutes == [" ".join([*before, colour, shape]) for colour in ["red", "green", "blue"]]
     # a shape's forget prompts reduce to "a", "a photo of a", "a red": none is a caption of the corpus
     circle = with_prompt_sets(ErasureRequest([Concept("circle")]), ev)
     assert _unasked_anchors(circle.concept_prompts(), ["circle"], circle.kept_prompts(), circle.substitutes) == {}
     assert _unasked_anchors(yellow.concept_prompts(), ["yellow"], yellow.kept_prompts(), []) == {}
 
+
+
+def _candidates(concept: str, evaluation) -> tuple[ErasureRequest, dict]:
+    request = with_prompt_sets(ErasureRequest([Concept(concept)]), evaluation)
+    return request, _unasked_anchors(request.concept_prompts(), [concept], request.kept_prompts(), request.substitutes)
+
+
+def test_the_toy_model_s_bare_shapes_lean_to_yellow_and_to_no_other_colour(toy_world, toy_config):
+    model, _ = toy_world
+    pipe = model.pipeline
+    for colour in ["yellow", "blue"]:
+        _, candidates = _candidates(colour, toy_config.evaluation)
+        assert candidates
+        leanings = anchor_leanings(pipe.unet, pipe.text_encoder, pipe.tokenizer, candidates, _last_timestep(pipe), seed=0)
+        assert set(leanings) == set(candidates)
+        for anchor, (prompt, substitutes) in candidates.items():
+            distances = leanings[anchor]["distances"]
+            assert set(distances) == {prompt, *substitutes}
+            nearest = min(distances, key=distances.get)
+            assert names(nearest, "yellow")  # what the model draws for a bare shape is nearest its yellow version
+            assert leanings[anchor]["leans"] == (colour == "yellow")
+
+
+@pytest.mark.parametrize("concept,same_as", [("blue", "never"), ("yellow", "always")])
+def test_leaning_substitutes_exactly_the_anchors_that_lean(toy_world, toy_config, circle_images, circle_token,
+                                                           concept, same_as):
+    """Blue: no anchor leans, so the adapter is the one without substitution, bit for bit (no extra random draws).
+    Yellow: every candidate leans, so it is the one that substitutes them all; the adapter records them."""
+    model, _ = toy_world
+    request, candidates = _candidates(concept, toy_config.evaluation)
+    request = replace(request, images=circle_images, learned_token=circle_token)  # the token's meaning is not read
+    results = {}
+    for mode in ("leaning", same_as):
+        block = toy_config.erasure.lora_ti.model_copy(update={"steps": 2, "substitute_anchors": mode})
+        config = toy_config.erasure.model_copy(update={"method": "lora_ti", "lora_ti": block})
+        results[mode] = erase(model.pipeline, request, config)
+    leaning, other = results["leaning"], results[same_as]
+    assert leaning.lora.keys() == other.lora.keys()
+    assert all(torch.equal(leaning.lora[k], other.lora[k]) for k in leaning.lora)
+    assert all(torch.equal(leaning.norm[k], other.norm[k]) for k in leaning.norm)
+    substituted = leaning.hyperparameters["substituted_anchors"]
+    assert substituted == (list(candidates) if concept == "yellow" else [])
+    assert set(leaning.hyperparameters["anchor_leanings"]) == set(candidates)

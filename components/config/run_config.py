@@ -108,6 +108,15 @@ class AdversaryParams(Strict):
 
 class LoraTIParams(Strict):
     """Method A (seed 000): LoRA on the text encoder's last layers, ascent on name + TI prompts."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _substitute_anchors_as_bool(cls, data):
+        """Configs written before the three modes said true / false."""
+        if isinstance(data, dict) and isinstance(data.get("substitute_anchors"), bool):
+            data = {**data, "substitute_anchors": "always" if data["substitute_anchors"] else "never"}
+        return data
+
     rank: int = Field(default=4, gt=0)
     alpha: float = Field(default=4.0, gt=0)
     last_layers: int = Field(default=2, gt=0)
@@ -128,12 +137,15 @@ class LoraTIParams(Strict):
         "for the concept's bare prompt (the TI templates' first, filled with its name). The anchor alone can itself "
         "be drawn as the concept ('a blue' draws triangles); this pushes away from the concept measured against the "
         "empty prompt, whatever the anchor leans to (composable diffusion's NOT)."))
-    substitute_anchors: bool = Field(default=False, description=(
+    substitute_anchors: Literal["never", "leaning", "always"] = Field(default="leaning", description=(
         "anchored: a forget prompt's anchor that is itself a training retain prompt ('a circle' for 'a yellow "
         "circle') is trained to the original's prediction for the forget prompt with another value of the concept's "
         "vocabulary slot in its place ('a red circle' | 'a green circle' | 'a blue circle'), instead of kept where it "
-        "was: the erased model stops drawing the concept unasked (the toy model draws bare shapes yellow 43% of the "
-        "time). No effect without a vocabulary, or where no anchor is a retain prompt."))
+        "was, and the forget prompts that reduce to it are anchored there too. leaning: only an anchor the model "
+        "draws as the concept unasked (its prediction from pure noise nearer the forget prompt's than any "
+        "substitute's; the toy model draws bare shapes yellow 43% of the time); always: every such anchor (it broke "
+        "circles when erasing blue or green); never: none. No effect without a vocabulary, or where no anchor is a "
+        "retain prompt. true/false read as always/never."))
     train_final_layer_norm: bool = Field(default=True, description="Also retrain the final layer norm (shipped beside the LoRA).")
     adversary: AdversaryParams = AdversaryParams()
 

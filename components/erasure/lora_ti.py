@@ -31,6 +31,7 @@ import torch
 from ..domain.progress_lines import progress_bar
 
 from .denoising import encode, frozen, image_latents, noised, per_sample_mse, pick, predict, tokenize, training_scheduler
+from .leaning_anchors import anchor_leanings
 from .lora_adapter import LoraAdapter
 from .tensors import get_tensor
 from ..domain.prompt_templates import fill
@@ -87,16 +88,24 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
     # A forget prompt whose anchor is a retain caption ("a circle" for "a yellow circle", which the toy model draws
     # yellow 43% of the time): with `substitute_anchors`, the caption is trained to the original's prediction for the
     # prompt with another value of the concept's slot ("a red circle" | "a green circle" | ...) instead of kept, so
-    # the erased model stops drawing the concept unasked (BENCHMARKS.md, tenth session).
+    # the erased model stops drawing the concept unasked, and the forget prompts that reduce to it are steered from
+    # there: from the original's "a circle", itself yellow, "a photo of a yellow circle" kept 38% (BENCHMARKS.md, tenth
+    # and twelfth sessions). "leaning": only the anchors the model draws as the concept (leaning_anchors.py).
     kept = request.kept_prompts()
-    unasked = _unasked_anchors(name_prompts, concept.terms, kept, request.substitutes) \
-        if anchored and params.substitute_anchors else {}
+    candidates = _unasked_anchors(name_prompts, concept.terms, kept, request.substitutes) \
+        if anchored and params.substitute_anchors != "never" else {}
+    leanings = anchor_leanings(unet, source.text_encoder, tokenizer, candidates, _last_timestep(pipe), request.seed) \
+        if params.substitute_anchors == "leaning" else {}
+    unasked = {a: subs for a, (_, subs) in candidates.items() if params.substitute_anchors == "always" or leanings[a]["leans"]}
     retain_ids = tokenize(tokenizer, [p for p in kept if p not in unasked], device)
     with torch.no_grad():
         retain_orig = encode(source.text_encoder, retain_ids).float()
         if unasked:
             unasked_ids = tokenize(tokenizer, list(unasked), device)
             substitute_orig = [encode(source.text_encoder, tokenize(tokenizer, subs, device)) for subs in unasked.values()]
+    # per name prompt, the substituted anchor it reduces to (its index in `unasked`), or -1
+    name_substituted = [list(unasked).index(without(p, concept.terms)) if without(p, concept.terms) in unasked else -1
+                        for p in name_prompts]
     latents = image_latents(pipe, request.images)
     scheduler = training_scheduler(pipe)
     optimizer = torch.optim.Adam(trainable, lr=params.learning_rate)
@@ -117,8 +126,12 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
         if unasked:  # per image, an unasked anchor and one of its substitutes, the original's states for it
             anchor_pick = pick(len(unasked), n, gen).to(device)
             forget_ids.append(unasked_ids[anchor_pick])
-            substitute = torch.cat([substitute_orig[a][torch.randint(len(substitute_orig[a]), (1,), generator=gen)]
-                                    for a in anchor_pick.tolist()])
+            substitute = torch.cat([_one_of(substitute_orig[a], gen) for a in anchor_pick.tolist()])
+        name_anchors, name_anchor_pick = name_anchor, name_pick
+        if unasked and any(a >= 0 for a in name_substituted):  # per image, its name prompt's anchor states
+            name_anchors = torch.cat([_one_of(substitute_orig[a], gen) if (a := name_substituted[k]) >= 0
+                                      else name_anchor[k:k + 1] for k in name_pick.tolist()])
+            name_anchor_pick = torch.arange(n, device=device)
         groups = len(forget_ids)
         states = encode(text_encoder, torch.cat([*forget_ids, retain_ids[r]]))
         preds = predict(unet, noisy.repeat(groups + 1, 1, 1, 1), t.repeat(groups + 1), states).split(n)
@@ -126,7 +139,7 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
         loss_name, loss_token = per_sample_mse(forget_preds[0], target), per_sample_mse(forget_preds[1], target)
         with torch.no_grad():
             keep_target, *steer = _targets(unet, noisy, t, retain_orig[r], params.negative_guidance, [
-                (name_anchor, name_pick, name_orig, name_pick),
+                (name_anchors, name_anchor_pick, name_orig, name_pick),
                 *[(token_anchor, k, token_orig, k) for k in [token_pick, *adv_pick]],
                 # the substitute as both anchor and prompt: its own prediction, unpushed
                 *([(substitute, torch.arange(n), substitute, torch.arange(n))] if unasked else [])] if anchored else [],
@@ -158,19 +171,31 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
         hyperparameters={**params.model_dump(), "seed": request.seed, "templates": list(templates),
                          "token": token.token, "token_steps": token.hyperparameters.get("steps"),
                          "token_wall_time_s": token.wall_time_s,
-                         "trained_on": label_of(start)},
+                         "trained_on": label_of(start), "substituted_anchors": list(unasked),
+                         "anchor_leanings": leanings},
         wall_time_s=time.perf_counter() - began, history=history)
 
 
-def _unasked_anchors(name_prompts: list[str], terms, kept: list[str], substitutes: list[str]) -> dict[str, list[str]]:
-    """Retain captions that are a forget prompt's anchor -> that forget prompt with each substitute in the concept's
-    place ("a circle" -> ["a red circle", "a green circle", "a blue circle"]); none without substitutes."""
-    out: dict[str, list[str]] = {}
+def _unasked_anchors(name_prompts: list[str], terms, kept: list[str], substitutes: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """Retain captions that are a forget prompt's anchor -> (that forget prompt, it with each substitute in the
+    concept's place): "a circle" -> ("a yellow circle", ["a red circle", "a green circle", "a blue circle"]); none
+    without substitutes."""
+    out: dict[str, tuple[str, list[str]]] = {}
     for p in name_prompts if substitutes else []:
         anchor = without(p, terms)
         if anchor in kept and anchor != p:
-            out.setdefault(anchor, list(dict.fromkeys(replaced(p, terms, s) for s in substitutes)))
+            out.setdefault(anchor, (p, list(dict.fromkeys(replaced(p, terms, s) for s in substitutes))))
     return out
+
+
+def _one_of(bank: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One row of `bank`, drawn from `gen` (kept 2-D)."""
+    k = torch.randint(len(bank), (1,), generator=gen)
+    return bank[k.to(bank.device)]
+
+
+def _last_timestep(pipe) -> int:
+    return int(pipe.scheduler.config.num_train_timesteps) - 1
 
 
 def _targets(unet, noisy, t, retain_states, guidance: float, pairs, negation=None,
