@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.fresh_tickets import CONCEPTS, concept_ticket
+from benchmarks.fresh_tickets import CONCEPTS, FIRST_SEED, concept_ticket
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,8 @@ def sampling_for(config, sampler: str):
     return config.sampling.model_copy(update={"scheduler": name, "steps": int(steps)})
 
 
-def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, check_images: int) -> dict:
+def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, check_images: int,
+        ticket_seed: int = FIRST_SEED) -> dict:
     import torch
 
     from benchmarks.concept_table import check_served
@@ -52,7 +53,7 @@ def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, c
     torch.set_num_threads(1)
     served_config = load_run_config(config_path)  # the check draws as a user would: with the config's sampler
     config = served_config.model_copy(update={"sampling": sampling_for(served_config, sampler)})
-    loaded = load_ticket(concept_ticket(out / "tickets", concept))
+    loaded = load_ticket(concept_ticket(out / "tickets", concept, ticket_seed))
     model = load_pipeline(config.base_model.source, device=device)
     times = {}
     t = time.perf_counter()
@@ -67,7 +68,8 @@ def one(concept: str, sampler: str, out: Path, device: str, config_path: Path, c
     decision = decide(evaluation.metrics, config.thresholds)
     m, info = evaluation.metrics, evaluation.info
     check = check_served(model.pipeline, result.fused_copy(model.pipeline), concept, check_images, served_config)
-    return {"concept": concept, "sampler": sampler, "device": device, "verdict": "PROMOTED" if decision.passed else "REJECTED",
+    return {"concept": concept, "sampler": sampler, "device": device, "ticket_seed": ticket_seed,
+            "verdict": "PROMOTED" if decision.passed else "REJECTED",
             "reasons": decision.reasons, **{k: round(v, 1) for k, v in times.items()},
             "forget_worst": info["worst_forget_prompt"], "retain_worst": info["worst_retain_prompt"],
             "neighbour_worst": info["worst_neighbour_prompt"],
@@ -116,18 +118,21 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--check-images", type=int, default=16)
     parser.add_argument("--fidelity", type=int, default=0, help="images per caption for the fidelity row (0: none)")
+    parser.add_argument("--ticket-seed", type=int, default=FIRST_SEED,
+                        help="first seed of the fresh tickets' images (another seed: other images of each concept)")
     parser.add_argument("--one", nargs=2, metavar=("CONCEPT", "SAMPLER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.one:
-        row = one(*args.one, args.out, args.device, args.config, args.check_images)
+        row = one(*args.one, args.out, args.device, args.config, args.check_images, args.ticket_seed)
         (args.out / f"{args.one[0]}-{args.one[1].replace(':', '-')}.json").write_text(json.dumps(row, indent=2) + "\n")
         return
 
     def run(job):
         concept, sampler = job
         cmd = [sys.executable, "-m", "benchmarks.concept_verdicts", "--out", str(args.out), "--config", str(args.config),
-               "--device", args.device, "--check-images", str(args.check_images), "--one", concept, sampler]
+               "--device", args.device, "--check-images", str(args.check_images), "--ticket-seed", str(args.ticket_seed),
+               "--one", concept, sampler]
         done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
         if done.returncode:
             print(f"{concept} {sampler}: exit {done.returncode}\n{done.stderr[-2000:]}", flush=True)
