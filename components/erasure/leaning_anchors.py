@@ -8,8 +8,8 @@ that does not lean is kept, since substituting it breaks what it draws (erasing 
 
 An anchor leans to the concept when the model's prediction for it, from pure noise at the last training timestep
 (where sampling starts, so only the prompt and the model's prior decide), is nearer its prediction for the forget
-prompt than for the forget prompt with any substitute. On the toy model every bare shape leans to yellow (at about
-half the distance of the nearest other colour) and none to red, green or blue (BENCHMARKS.md, twelfth session).
+prompt than for the forget prompt with any substitute. On the toy model every bare shape leans to yellow (0.46-0.64x
+the distance of the nearest other colour) and none to red, green or blue (BENCHMARKS.md, twelfth session).
 """
 from __future__ import annotations
 
