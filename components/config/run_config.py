@@ -137,7 +137,7 @@ class LoraTIParams(Strict):
         "for the concept's bare prompt (the TI templates' first, filled with its name). The anchor alone can itself "
         "be drawn as the concept ('a blue' draws triangles); this pushes away from the concept measured against the "
         "empty prompt, whatever the anchor leans to (composable diffusion's NOT)."))
-    substitute_anchors: Literal["never", "leaning", "always"] = Field(default="leaning", description=(
+    substitute_anchors: Literal["never", "leaning", "always"] = Field(default="never", description=(
         "anchored: a forget prompt's anchor that is itself a training retain prompt ('a circle' for 'a yellow "
         "circle') is trained to the original's prediction for the forget prompt with another value of the concept's "
         "vocabulary slot in its place ('a red circle' | 'a green circle' | 'a blue circle'), instead of kept where it "
