@@ -89,3 +89,13 @@ def test_leaning_substitutes_exactly_the_anchors_that_lean(toy_world, toy_config
     substituted = leaning.hyperparameters["substituted_anchors"]
     assert substituted == (list(candidates) if concept == "yellow" else [])
     assert set(leaning.hyperparameters["anchor_leanings"]) == set(candidates)
+
+
+def test_configs_that_said_true_or_false_read_as_always_or_never():
+    from components.config.run_config import LoraTIParams
+
+    assert LoraTIParams(substitute_anchors=True).substitute_anchors == "always"
+    assert LoraTIParams(substitute_anchors=False).substitute_anchors == "never"
+    assert LoraTIParams().substitute_anchors == "never"
+    with pytest.raises(ValueError):
+        LoraTIParams(substitute_anchors="sometimes")
