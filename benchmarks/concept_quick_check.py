@@ -1,6 +1,6 @@
 """A quick look at method A on one toy concept: the fresh ticket of benchmarks.concept_verdicts, TI, method A
-(with overrides of its config block), then concept_table's independent check over all 16 captions and the first
-recovery-attack restart on the erased model (every restart with --all-restarts). No evaluation, no gate: for
+(with overrides of its config block), then concept_table's independent check over all 16 captions, the 8 bare-shape
+captions and the concept's "a photo of a ..." captions (its own seed), and the first recovery-attack restart on the erased model (every restart with --all-restarts). No evaluation, no gate: for
 comparing settings, ~11 minutes a concept at 1 thread (~13 with both restarts); the product's figures come from
 concept_verdicts / concept_table.
 
@@ -17,8 +17,11 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 ATTACK_IMAGE_SEED = 4321
+EXTRA_SEED = 90211  # the extra captions' images (neither the check's seed nor the evaluation's)
 
 
 def main() -> None:
@@ -33,7 +36,6 @@ def main() -> None:
     parser.add_argument("--all-restarts", action="store_true", help="every attack restart of the config, not the first")
     args = parser.parse_args()
 
-    import numpy as np
     import torch
 
     from benchmarks.concept_table import _ORIGINAL, check_served
@@ -82,9 +84,20 @@ def main() -> None:
            "concept_captions": {c: r["concept_after"] for c, r in rows if r["names_concept"]},
            "drops_over_7_points": {c: r["match_before"] - r["match_after"] for c, r in rows
                                    if not r["names_concept"] and r["match_before"] - r["match_after"] > 0.07}}
+    # What the 16-caption check does not draw: the bare shapes (where erasing a colour broke "a circle" while the
+    # colour-shape captions looked clean, twelfth session) and the concept's "a photo of a ..." captions
+    extra = extra_captions(args.concept)
+    extra_file = out / f"original-extra-{args.images}.pt"
+    original_extra = torch.load(extra_file, weights_only=False) if extra_file.exists() else {}
+    missing = [c for c in extra if c not in original_extra]
+    if missing:
+        original_extra.update(generate(model.pipeline, missing, args.images, config.sampling, seed=EXTRA_SEED))
+        torch.save(original_extra, extra_file)
+    served_extra = generate(served, extra, args.images, config.sampling, seed=EXTRA_SEED)
+    detector = ConceptDetector.from_pretrained(config.evaluation.detector.path)
+    row["extra_captions"] = {c: _judged(detector, c, args.concept, original_extra[c], served_extra[c]) for c in extra}
     # The evaluation's attack restarts (the first, or all with --all-restarts), drawn with their own image seed
     evaluation, ti = config.evaluation, config.erasure.textual_inversion
-    detector = ConceptDetector.from_pretrained(config.evaluation.detector.path)
     restarts = evaluation.attack.restarts if args.all_restarts else evaluation.attack.restarts[:1]
     for k, restart in enumerate(restarts, start=1):
         attack_token = learn_attack_token(served, request.concept, request.images, restart_ti_params(ti, restart),
@@ -97,6 +110,27 @@ def main() -> None:
     print("RESULT", json.dumps(row), flush=True)
     with open(out / "results.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def extra_captions(concept: str) -> list[str]:
+    """The 8 bare-shape captions and "a photo of a {colour} {shape}" for the concept's four captions."""
+    from benchmarks.concept_table import COLOURS, SHAPES
+
+    bare = [f"{form}{s}" for form in ("a ", "a photo of a ") for s in SHAPES]
+    return [*bare, *(f"a photo of a {c} {s}" for s in SHAPES for c in COLOURS if concept in (c, s))]
+
+
+def _judged(detector, caption: str, concept: str, before, after) -> dict:
+    """A caption naming the concept: its concept rate after. Any other: the share drawn as asked (its shape, and its
+    colour if it names one), before and after."""
+    words = caption.split()
+    if concept in words:
+        return {"concept_after": float(np.mean([concept in (d.shape, d.colour) for d in detector.detect(after)]))}
+    shape, colour = words[-1], (words[-2] if len(words) > 1 and words[-2] not in ("a", "of") else None)
+
+    def match(batch) -> float:
+        return float(np.mean([d.shape == shape and (colour is None or d.colour == colour) for d in detector.detect(batch)]))
+    return {"before": match(before), "after": match(after)}
 
 
 def _merged(base: dict, overrides: dict) -> dict:
