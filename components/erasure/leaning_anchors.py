@@ -17,7 +17,7 @@ import torch
 
 from .denoising import encode, predict, tokenize
 
-SAMPLES = 32  # noise latents per prompt; the toy model's margins (~2x) hold at 16 already
+SAMPLES = 32  # noise latents per prompt: on the toy model every anchor leans the same way at 32 and at 64
 
 
 @torch.no_grad()
