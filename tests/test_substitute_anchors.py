@@ -1,7 +1,8 @@
 """Method A's substitute anchors: a forget prompt's anchor that is itself a training retain caption ("a circle" for
 "a yellow circle", drawn yellow 43% of the time by the toy model) is trained to the original's prediction for the
-prompt with another value of the concept's slot, so the erased model stops drawing the concept unasked. By default
-only the anchors that lean to the concept are (the toy model's bare shapes lean to yellow, to no other colour)."""
+prompt with another value of the concept's slot, so the erased model stops drawing the concept unasked. With
+`substitute_anchors: leaning` only the anchors that lean to the concept are (the toy model's bare shapes lean to
+yellow, to no other colour); the toy default is `never`."""
 from dataclasses import replace
 
 import pytest
