@@ -1,9 +1,8 @@
 """A quick look at method A on one toy concept: the fresh ticket of benchmarks.concept_verdicts, TI, method A
 (with overrides of its config block), then concept_table's independent check over all 16 captions, the 8 bare-shape
-captions and the concept's "a photo of a ..." captions (its own seed), and the first recovery-attack restart on the erased model
-(every restart with --all-restarts). No evaluation, no gate: for
-comparing settings, ~11 minutes a concept at 1 thread (~13 with both restarts); the product's figures come from
-concept_verdicts / concept_table.
+captions and the concept's "a photo of a ..." captions (its own seed), and the first recovery-attack restart on the
+erased model (every restart with --all-restarts). No evaluation, no gate: for comparing settings, ~11 minutes a
+concept at 1 thread (~13 with both restarts); the product's figures come from concept_verdicts / concept_table.
 
     python -m benchmarks.concept_quick_check CONCEPT [--set '{"concept_guidance": 2.0}'] [--label NAME] [--all-restarts]
 

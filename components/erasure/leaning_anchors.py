@@ -40,4 +40,3 @@ def anchor_leanings(unet, text_encoder, tokenizer, anchors: dict[str, tuple[str,
         distances = {p: float(((preds[0] - e) ** 2).mean()) for p, e in zip(prompts[1:], preds[1:])}
         out[anchor] = {"distances": distances, "leans": min(distances, key=distances.get) == prompt}
     return out
-

@@ -104,8 +104,7 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
             unasked_ids = tokenize(tokenizer, list(unasked), device)
             substitute_orig = [encode(source.text_encoder, tokenize(tokenizer, subs, device)) for subs in unasked.values()]
     # per name prompt, the substituted anchor it reduces to (its index in `unasked`), or -1
-    name_substituted = [list(unasked).index(without(p, concept.terms)) if without(p, concept.terms) in unasked else -1
-                        for p in name_prompts]
+    name_substituted = [list(unasked).index(a) if (a := without(p, concept.terms)) in unasked else -1 for p in name_prompts]
     latents = image_latents(pipe, request.images)
     scheduler = training_scheduler(pipe)
     optimizer = torch.optim.Adam(trainable, lr=params.learning_rate)
@@ -128,7 +127,7 @@ def erase_lora_ti(pipe, request, config, progress: bool = False, start: Starting
             forget_ids.append(unasked_ids[anchor_pick])
             substitute = torch.cat([_one_of(substitute_orig[a], gen) for a in anchor_pick.tolist()])
         name_anchors, name_anchor_pick = name_anchor, name_pick
-        if unasked and any(a >= 0 for a in name_substituted):  # per image, its name prompt's anchor states
+        if any(a >= 0 for a in name_substituted):  # per image, its name prompt's anchor states
             name_anchors = torch.cat([_one_of(substitute_orig[a], gen) if (a := name_substituted[k]) >= 0
                                       else name_anchor[k:k + 1] for k in name_pick.tolist()])
             name_anchor_pick = torch.arange(n, device=device)
